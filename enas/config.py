@@ -1,0 +1,309 @@
+"""Run configuration: typed dataclasses, the `paper` and `tiny` presets, and `--set key=value`.
+
+Every field is addressable by its dotted name (`seed`, `controller.lr`, `model.hidden_size`) and every
+value given as text is checked against the field's type; unknown keys and bad values raise
+ConfigError, which the CLI prints as one line.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """The network a space is embedded in (language model or image classifier)."""
+
+    hidden_size: int = 1000       # RNN hidden = embedding size (tied decoder)
+    dropout_e: float = 0.0        # embedding: drop whole words
+    dropout_i: float = 0.0        # embedding output, before the cell
+    dropout_x: float = 0.0        # cell input x_t, one mask per batch
+    dropout_h: float = 0.0        # recurrent input h_{t-1}, one mask per batch
+    dropout_o: float = 0.0        # cell output, before the decoder
+    max_hidden_norm: float = 0.0  # 0 = no clipping of the hidden state's norm
+    init_range: float = 0.04
+
+
+@dataclass
+class OptimConfig:
+    """SGD with an exponential learning-rate decay, as the ENAS PTB recipes use."""
+
+    lr: float = 20.0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 0.25       # clip the global gradient norm at this value
+    lr_decay: float = 1.0         # multiply the lr by this every epoch from lr_decay_start on
+    lr_decay_start: int = 0       # first epoch (0-based) whose lr is decayed
+    lr_min: float = 0.0
+
+
+@dataclass
+class ControllerConfig:
+    hidden_size: int = 100
+    lr: float = 3.5e-4
+    adam_beta1: float = 0.0
+    temperature: float = 5.0      # 0 = off
+    tanh_constant: float = 2.5    # 0 = off
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.95
+    num_aggregate: int = 1        # architectures whose gradients are averaged per update
+    steps: int = 2000             # controller updates per epoch
+    reward_c: float = 80.0        # reward = reward_c / valid_ppl
+    init_range: float = 0.1
+    grad_clip: float = 0.0        # 0 = off
+    index_distance_penalty: float = 0.0  # predecessor logits lose (i - j)^2 * this (0 = off)
+    scale_index_input: bool = False      # feed a chosen anchor divided by (0.1 + distance)
+    skip_target: float = 0.4      # spaces with skip connections: KL penalty towards this skip rate
+    skip_weight: float = 0.0      #   with this weight (0 = off)
+
+
+@dataclass
+class SearchConfig:
+    space: str = "enas_rnn"
+    space_options: dict = field(default_factory=dict)
+    task: str = "ptb"
+    data_dir: str = ""
+    strategy: str = "enas"
+    seed: int = 0
+    device: str = "auto"          # auto = cuda if available else cpu
+    epochs: int = 150
+    batch_size: int = 64
+    bptt: int = 35
+    eval_batch_size: int = 64     # columns of the validation batch a reward is computed on
+    eval_max_batches: int = 0     # epoch-end validation on this many batches (0 = the whole split)
+    shared_steps: int = 0         # shared-weight steps per epoch; 0 = one pass over the training data
+    derive_samples: int = 100
+    log_every: int = 50
+    model: ModelConfig = field(default_factory=ModelConfig)
+    shared: OptimConfig = field(default_factory=OptimConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+
+@dataclass
+class TrainConfig:
+    """Final training of a fixed architecture from scratch."""
+
+    task: str = "ptb"
+    data_dir: str = ""
+    seed: int = 0
+    device: str = "auto"
+    epochs: int = 150
+    batch_size: int = 64
+    bptt: int = 35
+    eval_batch_size: int = 10
+    eval_max_batches: int = 0     # validation / test on this many batches (0 = the whole split)
+    max_steps: int = 0            # 0 = whole epochs; otherwise stop each epoch after this many steps
+    log_every: int = 50
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+def _ptb_search_paper() -> SearchConfig:
+    """ENAS PTB search. Values stated in the paper (Pham et al. 2018, sec. 3.1) are taken from it;
+    where it is silent, from the official search script (melodyguan/enas scripts/ptb_search.sh,
+    "OFF" below) or, for the shared hidden size and the hidden-norm clip, from carpedm20/ENAS-pytorch
+    (config.py, models/shared_rnn.py; "PT"). OFF itself trains in another regime (SGD lr 0.25 on a
+    loss summed over time, clip 10, batch 20, hidden 720); set those with --set to reproduce it."""
+    return SearchConfig(
+        epochs=150,                          # paper: 150 epochs
+        batch_size=64, bptt=35,              # paper: minibatches of 64, BPTT truncated at 35
+        eval_batch_size=64,                  # PT: a 64 x 35 validation batch per reward
+        shared_steps=400,                    # paper: ω trained for about 400 steps per epoch
+        derive_samples=100,                  # PT derive_num_sample
+        model=ModelConfig(
+            hidden_size=1000,                # PT shared_hid = shared_embed = 1000
+            dropout_e=0.25, dropout_x=0.75,  # OFF keep probabilities e 0.75, x 0.25,
+            dropout_h=0.25, dropout_o=0.75,  #     h 0.75, o 0.25 (one mask per batch)
+            max_hidden_norm=25.0,            # PT RNN.forward max_norm
+            init_range=0.04),                # OFF _build_params: U(-0.04, 0.04) for H > 400
+        shared=OptimConfig(lr=20.0, grad_clip=0.25,         # paper: SGD lr 20, gradient norm clip 0.25
+                           lr_decay=0.96, lr_decay_start=15,  # paper: x0.96 per epoch from epoch 15
+                           weight_decay=1e-7),               # paper: l2 1e-7
+        controller=ControllerConfig(
+            hidden_size=100,                 # paper / OFF main.py: one LSTM layer of 100 units
+            lr=3.5e-4, adam_beta1=0.0,       # paper: Adam lr 0.00035; OFF utils.get_train_ops: beta1 = 0
+            temperature=5.0, tanh_constant=2.5,  # paper
+            entropy_weight=1e-4,             # paper: sample entropy added to the reward, weight 1e-4
+            baseline_decay=0.99,             # OFF main.py controller_bl_dec
+            num_aggregate=10,                # OFF --controller_num_aggregate=10
+            steps=200,                       # paper: 2000 sampled architectures = 200 updates of 10
+            reward_c=80.0,                   # OFF / PT: reward = 80 / valid_ppl
+            index_distance_penalty=1 / 6,    # OFF ptb_enas_controller.py (and enas_lm): -(i - j)^2 / 6
+            scale_index_input=True,          #   and the chosen node's state / (0.1 + (i - j)) as input
+            init_range=0.1),                 # paper / OFF: θ ~ U(-0.1, 0.1)
+    )
+
+
+def _ptb_search_tiny() -> SearchConfig:
+    """Seconds on two CPU cores: the same loop at toy sizes."""
+    return SearchConfig(
+        space_options={"num_nodes": 6},
+        epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
+        derive_samples=8, log_every=5,
+        # At hidden 48 the paper's lr 20 and norm clip 25 (sized for hidden 1000) diverge within
+        # 20 steps; lr 5 and a clip of 5 (25 * sqrt(48 / 1000) ~ 5.5) learn steadily.
+        model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
+                          max_hidden_norm=5.0, init_range=0.1),
+        shared=OptimConfig(lr=5.0, grad_clip=0.25),
+        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2),
+    )
+
+
+def _ptb_train_paper() -> TrainConfig:
+    """Final training of a PTB cell, official melodyguan/enas scripts/ptb_final.sh.
+    OFF applies lr 20 to a loss summed over the 35 steps; we keep the per-token mean (as enas_lm and
+    PT do), which with clip 0.25 takes steps of the same length once gradients are clipped."""
+    return TrainConfig(
+        epochs=2000,                         # OFF --num_epochs=2000
+        batch_size=64, bptt=35,              # OFF --batch_size=64 --child_bptt_steps=35
+        eval_batch_size=10,
+        model=ModelConfig(
+            hidden_size=748,                 # OFF --child_lstm_hidden_size=748
+            dropout_e=0.21, dropout_x=0.75,  # OFF keep e 0.79, x 0.25,
+            dropout_h=0.25, dropout_o=0.76,  #     h 0.75, o 0.24
+            init_range=0.04),                # OFF: U(-0.04, 0.04) for H > 400
+        optim=OptimConfig(lr=20.0, grad_clip=0.25,               # OFF --child_lr=20 --child_grad_bound=0.25
+                          lr_decay=0.9991, lr_decay_start=14,      # OFF --child_lr_dec_rate/_start
+                          lr_min=0.001, weight_decay=5e-7),        # OFF --child_lr_dec_min, --child_l2_reg
+    )
+
+
+def _ptb_train_tiny() -> TrainConfig:
+    return TrainConfig(
+        epochs=1, batch_size=16, bptt=20, max_steps=30, eval_max_batches=20, log_every=10,
+        model=ModelConfig(hidden_size=48, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25, max_hidden_norm=5.0,
+                          init_range=0.1),
+        optim=OptimConfig(lr=5.0, grad_clip=0.25),  # see the tiny search preset
+    )
+
+
+PRESETS = {
+    ("search", "ptb", "paper"): _ptb_search_paper,
+    ("search", "ptb", "tiny"): _ptb_search_tiny,
+    ("train", "ptb", "paper"): _ptb_train_paper,
+    ("train", "ptb", "tiny"): _ptb_train_tiny,
+}
+
+
+def preset(kind: str, task: str, name: str):
+    """The preset config of `kind` ("search" or "train") for `task`."""
+    try:
+        return PRESETS[(kind, task, name)]()
+    except KeyError:
+        known = sorted({p for k, t, p in PRESETS if (k, t) == (kind, task)})
+        if not known:
+            raise ConfigError(f"unknown task {task!r}") from None
+        raise ConfigError(f"unknown preset {name!r} for {task}; known: {', '.join(known)}") from None
+
+
+# --- dotted access ------------------------------------------------------------------------------
+
+def _resolve(cfg: Any, dotted: str) -> tuple[Any, str, Any]:
+    """(owner object, field name, field type) of a dotted key; dict fields take any sub-key."""
+    parts = dotted.split(".")
+    obj = cfg
+    for i, name in enumerate(parts):
+        if isinstance(obj, dict):
+            if i != len(parts) - 1:
+                raise ConfigError(f"unknown config key {dotted!r}")
+            return obj, name, Any
+        hints = typing.get_type_hints(type(obj))
+        if name not in hints:
+            known = ", ".join(f.name for f in fields(obj))
+            where = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(f"unknown config key {dotted!r} (at {where}: {known})")
+        if i == len(parts) - 1:
+            return obj, name, hints[name]
+        obj = getattr(obj, name)
+    raise ConfigError(f"unknown config key {dotted!r}")
+
+
+def _convert(text: str, typ: Any, key: str) -> Any:
+    if typ is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} expects true or false, got {text!r}")
+    if typ in (int, float, str):
+        try:
+            value = typ(text)
+        except ValueError:
+            raise ConfigError(f"{key} expects {typ.__name__}, got {text!r}") from None
+        if typ is float and value != value:
+            raise ConfigError(f"{key} must be a number, got {text!r}")
+        return value
+    if typ is Any or typ is dict:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        if typ is dict and not isinstance(value, dict):
+            raise ConfigError(f"{key} expects a dict like {{'num_nodes': 8}}, got {text!r}")
+        return value
+    if is_dataclass(typ):
+        raise ConfigError(f"{key} is a section; set one of its fields, e.g. {key}.{fields(typ)[0].name}=...")
+    raise ConfigError(f"{key}: cannot set a value of type {typ}")
+
+
+def apply_overrides(cfg: Any, pairs: list[str]) -> Any:
+    """A copy of cfg with `key=value` strings applied in order; cfg itself is left as it was."""
+    cfg = copy.deepcopy(cfg)
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, text = pair.split("=", 1)
+        owner, name, typ = _resolve(cfg, key.strip())
+        value = _convert(text.strip(), typ, key.strip())
+        if isinstance(owner, dict):
+            owner[name] = value
+        else:
+            setattr(owner, name, value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Any) -> None:
+    """Range checks a type cannot express."""
+    def walk(obj: Any, prefix: str):
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            key = prefix + f.name
+            if is_dataclass(v):
+                walk(v, key + ".")
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                if v < 0:
+                    raise ConfigError(f"{key} must be >= 0, got {v}")
+                if f.name.startswith("dropout") and v >= 1:
+                    raise ConfigError(f"{key} is a drop rate and must be < 1, got {v}")
+    walk(cfg, "")
+    for name in ("epochs", "batch_size", "bptt", "eval_batch_size"):
+        if getattr(cfg, name, 1) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+
+
+def to_dict(cfg: Any) -> dict:
+    return asdict(cfg)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a config from `to_dict` output (nested dataclasses included); unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key {key!r} in {cls.__name__}")
+        typ = hints[key]
+        kwargs[key] = from_dict(typ, value) if is_dataclass(typ) else value
+    return cls(**kwargs)
+
+
+__all__ = ["ModelConfig", "OptimConfig", "ControllerConfig", "SearchConfig", "TrainConfig", "preset",
+           "apply_overrides", "validate", "to_dict", "from_dict"]

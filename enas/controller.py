@@ -1,0 +1,318 @@
+"""The ENAS controller: an LSTM policy over the decisions of any search space.
+
+The controller reads `space.decisions` and runs one LSTM step per decision (Pham et al. 2018,
+section 2; official ENAS src/ptb/ptb_enas_controller.py, src/cifar10/general_controller.py,
+src/cifar10/micro_controller.py). What it does at a step depends only on the decision's kind:
+
+- `Choice` (an op, an activation): logits = softmax layer of the decision's group on the LSTM
+  output; the next input is the chosen option's embedding (one table per group, shared by every
+  decision of the group, as the official `w_emb` / `w_soft`).
+- `Predecessor` (pick one earlier node): pointer attention over the anchors,
+  logit_k = v^T tanh(W1 a_k + W2 h); the next input is the chosen anchor's state.
+- `Subset` (skip connections): the same attention gives one score x_k per anchor and each bit is
+  an independent two-way choice with logits [-x_k, x_k]; the next input is
+  sum(chosen anchors) / (1 + count) (official general_controller.py).
+
+Anchors. An anchor is the controller's state "after" a decision marked `anchor=True`: the LSTM
+output of the step that reads that decision's outcome (so a node's anchor has seen the node's
+own op, as the extra step after each block in official micro_controller.py). Anchors that exist
+before any decision (`space.initial_anchors`, e.g. the two cell inputs of a micro cell) are the
+outputs of as many warm-up steps fed the start input (official micro_controller.py).
+
+Logit shaping, in the official order: logits / temperature, then tanh_constant * tanh(logits),
+each off when None or 0; ops (Choice decisions of group "op") use tanh_constant / op_tanh_reduce
+(official micro_controller.py).
+
+Everything is batched: `sample(n)` runs the LSTM once over the decision sequence with batch n,
+and `log_prob(archs)` runs the very same code with the tokens given (teacher forcing). Neither
+synchronises with the host; only `to_archs` / `Sample.archs` read tokens back.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .arch import Arch
+from .errors import ArchError, ConfigError
+from .spaces.base import SearchSpace
+from .spaces.decisions import Choice, Predecessor, Subset
+
+# Fixed bias added to the op logits after tanh shaping, favouring the two separable convolutions
+# (micro ops: 0 sep3x3, 1 sep5x5, 2 avgpool, 3 maxpool, 4 identity). Official ENAS
+# src/cifar10/micro_controller.py `b_soft_no_learn` = [0.25, 0.25] + [-0.25] * (num_branches - 2).
+MICRO_OP_BIAS = (0.25, 0.25, -0.25, -0.25, -0.25)
+# Initial value of the learned op-logit bias of the same file (`b_soft`, [10, 10] + [0] * ...).
+MICRO_OP_BIAS_INIT = (10.0, 10.0, 0.0, 0.0, 0.0)
+# PTB only: index logits get -penalty * (i - j)^2 after shaping, a prior for recent predecessors
+# (official ENAS src/ptb/ptb_enas_controller.py and google-research enas_lm src/controller.py: / 6).
+PTB_INDEX_DISTANCE_PENALTY = 1.0 / 6.0
+
+
+class Sample(NamedTuple):
+    """A batch of n architectures and what the policy says about them; all tensors on the device."""
+
+    tokens: torch.Tensor     # [n, L] long: the flat token lists (Subset bits in order)
+    log_prob: torch.Tensor   # [n]: log pi(tokens), summed over decisions
+    entropy: torch.Tensor    # [n]: entropy of every decision's distribution, summed
+    skip_kl: torch.Tensor    # [n]: KL(Bern(p) || Bern(skip_target)), 0 without Subset decisions
+    skip_rate: torch.Tensor  # [n]: fraction of Subset bits set, 0 without Subset decisions
+
+    def archs(self, space: SearchSpace) -> list[Arch]:
+        """The architectures as `Arch` values (reads the tokens back to the host)."""
+        return [Arch(space, tuple(row)) for row in self.tokens.tolist()]
+
+
+def _off(value: float | None) -> bool:
+    # None and 0 both mean "off" (the config files write 0).
+    return value is None or value == 0
+
+
+class Controller(nn.Module):
+    """LSTM policy over `space.decisions`: `sample(n)`, `log_prob(archs)`, `to_archs(tokens)`."""
+
+    def __init__(self, space: SearchSpace, hidden_size: int = 100, num_layers: int = 1,
+                 temperature: float | None = None, tanh_constant: float | None = None,
+                 op_tanh_reduce: float = 1.0, init_range: float = 0.1, skip_target: float = 0.4,
+                 op_bias: Sequence[float] | None = None, *,
+                 op_bias_init: Sequence[float] | None = None,
+                 index_distance_penalty: float | None = None,
+                 scale_index_input: bool = False):
+        """
+        hidden_size, num_layers: the LSTM (official: 100 x 1 for PTB, 64 x 1 for CIFAR-10).
+        temperature, tanh_constant: logit shaping (None or 0 = off).
+        op_tanh_reduce: ops use tanh_constant / op_tanh_reduce (official micro search: 2.5).
+        init_range: every parameter ~ U(-init_range, init_range) (official 0.1).
+        skip_target: the skip probability the Subset KL pulls towards (official macro: 0.4).
+        op_bias: fixed bias added to op logits after shaping (MICRO_OP_BIAS is the official one).
+        op_bias_init: gives the op softmax a learned bias with this initial value (MICRO_OP_BIAS_INIT).
+        index_distance_penalty: Predecessor logits -= penalty * distance^2 (PTB_INDEX_DISTANCE_PENALTY).
+        scale_index_input: feed the chosen anchor / (0.1 + distance) after a Predecessor (official PTB).
+        """
+        super().__init__()
+        if not 0.0 < skip_target < 1.0:
+            raise ConfigError(f"controller: skip_target must be in (0, 1), got {skip_target}")
+        if op_tanh_reduce <= 0:
+            raise ConfigError(f"controller: op_tanh_reduce must be positive, got {op_tanh_reduce}")
+        self.space = space
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.temperature, self.tanh_constant = temperature, tanh_constant
+        self.op_tanh_reduce, self.init_range, self.skip_target = op_tanh_reduce, init_range, skip_target
+        self.index_distance_penalty, self.scale_index_input = index_distance_penalty, scale_index_input
+
+        decisions = space.decisions
+        # Number of anchors available at each decision; checked once here so that a space whose
+        # decisions point at nodes that do not exist yet fails at construction, not mid-search.
+        count = space.initial_anchors
+        for t, d in enumerate(decisions):
+            if t > 0 and decisions[t - 1].anchor:
+                count += 1
+            if isinstance(d, (Predecessor, Subset)) and d.num_options > count:
+                raise ConfigError(f"controller: {space.name} decision {d.name} refers to "
+                                  f"{d.num_options} anchors but only {count} exist at that point")
+
+        H = hidden_size
+        self.g_emb = nn.Parameter(torch.empty(1, H))  # learned start input (official `g_emb`)
+        self.lstm = nn.ModuleList(nn.LSTMCell(H, H) for _ in range(num_layers))
+        # One embedding table and one softmax layer per Choice group, sized for its widest decision.
+        widths: dict[str, int] = {}
+        for d in decisions:
+            if isinstance(d, Choice):
+                widths[d.group] = max(widths.get(d.group, 0), d.num_options)
+        self.emb = nn.ModuleDict({g: nn.Embedding(w, H) for g, w in widths.items()})
+        self.soft = nn.ModuleDict({g: nn.Linear(H, w, bias=(g == "op" and op_bias_init is not None))
+                                   for g, w in widths.items()})
+        # Pointer attention shared by every Predecessor and Subset decision (official w_attn_1/2, v).
+        self.attn_key = nn.Linear(H, H, bias=False)    # W1, applied once per anchor
+        self.attn_query = nn.Linear(H, H, bias=False)  # W2
+        self.attn_v = nn.Linear(H, 1, bias=False)      # v
+
+        if op_bias_init is not None:
+            self._check_op_vector("op_bias_init", op_bias_init)
+        self._op_bias_init = None if op_bias_init is None else tuple(float(b) for b in op_bias_init)
+        self.reset_parameters()
+        if op_bias is not None:
+            self._check_op_vector("op_bias", op_bias)
+            self.register_buffer("op_bias", torch.tensor(op_bias, dtype=torch.get_default_dtype()))
+        else:
+            self.op_bias = None
+
+    def _check_op_vector(self, what: str, values: Sequence[float]) -> None:
+        ops = {d.num_options for d in self.space.decisions if isinstance(d, Choice) and d.group == "op"}
+        if ops != {len(values)}:
+            raise ConfigError(f"controller: {what} has {len(values)} values but the op decisions of "
+                              f"{self.space.name} have {sorted(ops) or 'no'} options")
+
+    def reset_parameters(self) -> None:
+        # Official ENAS: tf.random_uniform_initializer(-0.1, 0.1) for every controller variable.
+        for p in self.parameters():
+            nn.init.uniform_(p, -self.init_range, self.init_range)
+        if self._op_bias_init is not None:
+            with torch.no_grad():
+                self.soft["op"].bias.copy_(torch.tensor(self._op_bias_init))
+
+    # --- public API ------------------------------------------------------------------------------
+    def sample(self, n: int = 1, greedy: bool = False, generator: torch.Generator | None = None) -> Sample:
+        """Draw n architectures in one batched pass (greedy=True: the most likely decision at each step)."""
+        return self._run(n, tokens=None, greedy=greedy, generator=generator)
+
+    def log_prob(self, archs: Sequence[Arch] | torch.Tensor) -> Sample:
+        """The policy's log-probability, entropy and skip statistics of given architectures."""
+        if isinstance(archs, torch.Tensor):
+            tokens = archs.unsqueeze(0) if archs.dim() == 1 else archs
+        else:
+            archs = list(archs)
+            for a in archs:
+                if not isinstance(a, Arch) or a.space != self.space:
+                    raise ArchError(f"controller of {self.space.name}: got {a!r}, "
+                                    "not an architecture of this space")
+            tokens = torch.tensor([a.tokens for a in archs], dtype=torch.long).reshape(len(archs), -1)
+        if tokens.dim() != 2 or tokens.shape[1] != self.space.num_tokens:
+            raise ArchError(f"{self.space.name}: expected tokens of shape [n, {self.space.num_tokens}], "
+                            f"got {list(tokens.shape)}")
+        tokens = tokens.to(device=self.g_emb.device, dtype=torch.long)
+        return self._run(tokens.shape[0], tokens=tokens)
+
+    def forward(self, n: int = 1, greedy: bool = False) -> Sample:
+        return self.sample(n, greedy=greedy)
+
+    def to_archs(self, tokens: torch.Tensor) -> list[Arch]:
+        """Token rows [n, L] as `Arch` values (reads the tokens back to the host)."""
+        return [Arch(self.space, tuple(row)) for row in tokens.tolist()]
+
+    def extra_repr(self) -> str:
+        return (f"space={self.space.name}, temperature={self.temperature}, "
+                f"tanh_constant={self.tanh_constant}, "
+                f"op_tanh_reduce={self.op_tanh_reduce}, skip_target={self.skip_target}")
+
+    # --- the one pass shared by sample and log_prob -----------------------------------------------
+    def _shape(self, logits: torch.Tensor, is_op: bool) -> torch.Tensor:
+        # Official order: divide by the temperature, then squash with tanh.
+        if not _off(self.temperature):
+            logits = logits / self.temperature
+        if not _off(self.tanh_constant):
+            c = self.tanh_constant / self.op_tanh_reduce if is_op else self.tanh_constant
+            logits = c * torch.tanh(logits)
+        return logits
+
+    def _step(self, x: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """One step of the LSTM stack; x [n, H]; updates `state` in place, returns the top h [n, H]."""
+        for layer, cell in enumerate(self.lstm):
+            h, c = cell(x, state[layer])
+            state[layer] = (h, c)
+            x = h
+        return x
+
+    def _pick(self, logits: torch.Tensor, given: torch.Tensor | None, greedy: bool,
+              generator: torch.Generator | None) -> torch.Tensor:
+        """An index per row of logits [n, k] -> [n]: the given one, the argmax, or a sample."""
+        if given is not None:
+            return given
+        if greedy:
+            return logits.argmax(-1)
+        # Gumbel-max: exact categorical sampling without the host checks of torch.multinomial.
+        noise = torch.empty_like(logits).exponential_(generator=generator).log()
+        return (logits.detach() - noise).argmax(-1)
+
+    def _run(self, n: int, tokens: torch.Tensor | None = None, greedy: bool = False,
+             generator: torch.Generator | None = None) -> Sample:
+        space, H = self.space, self.hidden_size
+        ref = self.g_emb
+        zeros = ref.new_zeros(n)
+        state = [(ref.new_zeros(n, H), ref.new_zeros(n, H)) for _ in self.lstm]
+        start = self.g_emb.expand(n, H)
+        anchors: list[torch.Tensor] = []      # anchor states a_k, each [n, H]
+        anchor_keys: list[torch.Tensor] = []  # W1 a_k, computed once per anchor, each [n, H]
+
+        def add_anchor(h: torch.Tensor) -> None:
+            anchors.append(h)
+            anchor_keys.append(self.attn_key(h))
+
+        for _ in range(space.initial_anchors):
+            add_anchor(self._step(start, state))
+
+        columns: list[torch.Tensor] = []
+        log_prob, entropy = zeros, zeros
+        skip_kl, skip_bits, num_bits, num_subsets = zeros, zeros, 0, 0
+        log_target = math.log(self.skip_target)
+        log_target_off = math.log1p(-self.skip_target)
+        x = start
+        for t, (d, pos) in enumerate(zip(space.decisions, space.offsets)):
+            h = self._step(x, state)  # [n, H]
+            if t > 0 and space.decisions[t - 1].anchor:
+                add_anchor(h)
+            if isinstance(d, Choice):
+                is_op = d.group == "op"
+                logits = self.soft[d.group](h)[:, :d.num_options]
+                logits = self._shape(logits, is_op)
+                if is_op and self.op_bias is not None:
+                    logits = logits + self.op_bias
+                logp = F.log_softmax(logits, dim=-1)  # [n, k]
+                given = tokens[:, pos] if tokens is not None else None
+                choice = self._pick(logits, given, greedy, generator)
+                log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
+                entropy = entropy - (logp.exp() * logp).sum(-1)
+                columns.append(choice[:, None])
+                x = self.emb[d.group](choice)
+                continue
+
+            m = d.num_options
+            if m == 0:  # an empty subset (the first layer's skips): nothing to decide
+                x = start  # official general_controller.py feeds g_emb after layer 0
+                continue
+            keys = torch.stack(anchor_keys[:m], dim=1)  # [n, m, H]
+            query = self.attn_query(h)[:, None, :]      # [n, 1, H]
+            scores = self.attn_v(torch.tanh(keys + query)).squeeze(-1)  # [n, m]
+            values = torch.stack(anchors[:m], dim=1)    # [n, m, H]
+
+            if isinstance(d, Predecessor):
+                logits = self._shape(scores, is_op=False)
+                distance = torch.arange(m, 0, -1, device=h.device, dtype=h.dtype)  # node i to anchor k: m - k
+                if not _off(self.index_distance_penalty):
+                    logits = logits - self.index_distance_penalty * distance ** 2
+                logp = F.log_softmax(logits, dim=-1)
+                given = tokens[:, pos] if tokens is not None else None
+                choice = self._pick(logits, given, greedy, generator)
+                log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
+                entropy = entropy - (logp.exp() * logp).sum(-1)
+                columns.append(choice[:, None])
+                x = values.gather(1, choice[:, None, None].expand(n, 1, H)).squeeze(1)
+                if self.scale_index_input:
+                    x = x / (0.1 + (m - choice).to(h.dtype))[:, None]  # distance to the chosen anchor
+                continue
+
+            # Subset: each anchor's bit is a two-way choice with logits [-x_k, x_k] (official macro).
+            logits = self._shape(torch.stack([-scores, scores], dim=-1), is_op=False)  # [n, m, 2]
+            logp = F.log_softmax(logits, dim=-1)
+            if tokens is not None:
+                bits = tokens[:, pos:pos + m]
+            elif greedy:
+                bits = logits.argmax(-1)
+            else:
+                u = torch.rand(n, m, device=h.device, dtype=h.dtype, generator=generator)
+                bits = (u < logp[..., 1].detach().exp()).long()
+            log_prob = log_prob + logp.gather(2, bits[..., None]).squeeze(-1).sum(-1)
+            p = logp.exp()
+            entropy = entropy - (p * logp).sum((-1, -2))
+            # Skip penalty KL(Bern(p_k) || Bern(skip_target)) summed over anchors and averaged over
+            # Subset decisions (official general_controller.py: reduce_mean of per-layer sums).
+            kl = p[..., 1] * (logp[..., 1] - log_target) + p[..., 0] * (logp[..., 0] - log_target_off)
+            skip_kl = skip_kl + kl.sum(-1)
+            num_subsets += 1
+            chosen = bits.to(h.dtype)  # [n, m]
+            count = chosen.sum(-1)
+            skip_bits, num_bits = skip_bits + count, num_bits + m
+            columns.append(bits)
+            x = (chosen[:, :, None] * values).sum(1) / (1.0 + count)[:, None]
+
+        out = torch.cat(columns, dim=1) if columns else torch.zeros(n, 0, dtype=torch.long, device=ref.device)
+        if num_subsets:
+            skip_kl = skip_kl / num_subsets
+            skip_bits = skip_bits / num_bits
+        return Sample(out, log_prob, entropy, skip_kl, skip_bits)
+
+
+__all__ = ["Controller", "Sample", "MICRO_OP_BIAS", "MICRO_OP_BIAS_INIT", "PTB_INDEX_DISTANCE_PENALTY"]

@@ -1,0 +1,21 @@
+"""Errors a user can cause. The CLI turns every EnasError into one line `error: ...` and exit 2."""
+
+
+class EnasError(Exception):
+    """Bad input from the user: a file, an arc string, a config value."""
+
+
+class ArchError(EnasError, ValueError):
+    """An architecture that does not belong to its search space."""
+
+
+class ConfigError(EnasError, ValueError):
+    """An unknown config key or a value of the wrong type or range."""
+
+
+class DataError(EnasError):
+    """Missing, truncated or altered data files."""
+
+
+class CheckpointError(EnasError):
+    """A run directory or checkpoint that cannot be read or resumed."""

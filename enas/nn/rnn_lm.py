@@ -1,0 +1,253 @@
+"""The ENAS recurrent-cell language model: the supernet over `enas_rnn` and its standalone child.
+
+Both are: embedding [V,H] -> cell (enas/nn/rnn_cell.py) -> decoder tied to the embedding (Inan et
+al.; official ENAS `_get_log_probs` multiplies by w_emb^T). No biases: the official cell has none.
+
+The supernet holds ONE weight per possible edge (j, i), j < i, stacked as `w_edges`
+[N(N-1)/2, H, 2H] with edge index e(j, i) = i(i-1)/2 + j; a forward gathers the N-1 sampled edges
+once (not per step) from the architecture tensor. The child holds only its arch's N-1 edges as
+`w_nodes` [N-1, H, 2H]; both run the same cell function, so a child step inside the supernet costs
+what the standalone child costs.
+
+Dropout follows the official search recipe (hparams: OFF ptb_search.sh, google-research enas_lm):
+word dropout on embedding rows (dropout_e), variational masks on the cell input x (dropout_x), on
+h_{t-1} and every node's input (dropout_h) and on the output (dropout_o), each drawn once per
+forward call, none in eval mode.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..arch import Arch
+from ..errors import ArchError, ConfigError
+from .rnn_cell import cell_forward, naive_cell_forward
+
+
+def edge_index(j: int, i: int) -> int:
+    """Row of edge (j -> i), j < i, in the stacked edge weights."""
+    return i * (i - 1) // 2 + j
+
+
+def default_init_range(hidden_size: int) -> float:
+    # official ENAS src/ptb/ptb_enas_child.py `_build_params`: <=300 -> 0.1, <=400 -> 0.05, else 0.04
+    # (google-research enas_lm uses 0.04 throughout).
+    if hidden_size <= 300:
+        return 0.1
+    if hidden_size <= 400:
+        return 0.05
+    return 0.04
+
+
+def _variational_mask(p: float, shape, like: torch.Tensor) -> torch.Tensor:
+    """Bernoulli keep-mask scaled by 1/(1-p), drawn once and reused at every step."""
+    return torch.bernoulli(like.new_full(shape, 1.0 - p)).div_(1.0 - p)
+
+
+class _RNNLM(nn.Module):
+    """What the supernet and the child share: embedding, node-0 weights, dropouts, decoder."""
+
+    def __init__(self, space, vocab_size: int, hidden_size: int, dropout_e: float = 0.0,
+                 dropout_x: float = 0.0, dropout_h: float = 0.0, dropout_o: float = 0.0,
+                 max_hidden_norm: float | None = None, init_range: float | None = None,
+                 reference: bool = False):
+        super().__init__()
+        if getattr(space, "name", None) != "enas_rnn":
+            raise ConfigError(f"the recurrent LM needs the enas_rnn space, got {getattr(space, 'name', space)!r}")
+        for name, v in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        for name, v in (("dropout_e", dropout_e), ("dropout_x", dropout_x), ("dropout_h", dropout_h),
+                        ("dropout_o", dropout_o)):
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
+        if max_hidden_norm is not None and not max_hidden_norm > 0:
+            raise ConfigError(f"max_hidden_norm must be positive or None, got {max_hidden_norm!r}")
+        self.space = space
+        self.num_nodes = N = space.num_nodes
+        self.vocab_size, self.hidden_size = vocab_size, hidden_size
+        self.dropout_e, self.dropout_x, self.dropout_h, self.dropout_o = dropout_e, dropout_x, dropout_h, dropout_o
+        self.max_hidden_norm = max_hidden_norm
+        self.init_range = default_init_range(hidden_size) if init_range is None else init_range
+        self.reference = reference
+        H = hidden_size
+        self.embedding = nn.Embedding(vocab_size, H)  # also the decoder (tied)
+        self.w_x = nn.Parameter(torch.empty(H, 2 * H))  # node 0: x_t -> [h, c]
+        self.w_h0 = nn.Parameter(torch.empty(H, 2 * H))  # node 0: h_{t-1} -> [h, c]
+        # Output weights when every node is averaged: read from the space so both agree.
+        if space.output == "all":
+            # (0/1 masks are stored, and weights formed in the model's dtype: 1/k in float32 is not 1/k in float64)
+            all_nodes = torch.zeros(N)
+            all_nodes[space.loose_ends(space.sample(seed=0).tokens)] = 1.0
+            self.register_buffer("all_nodes", all_nodes, persistent=False)
+
+    def reset_parameters(self) -> None:
+        r = self.init_range
+        for p in self.parameters():
+            nn.init.uniform_(p, -r, r)
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        w = self.w_h0
+        return w.new_zeros(batch_size, self.hidden_size)
+
+    # -- the part that differs between supernet and child ------------------------------------------
+    def _cell_inputs(self, arch):
+        """(w_nodes [N-1,H,2H], prev [N-1], act [N], out_w [N]) as tensors, without host syncs."""
+        raise NotImplementedError
+
+    def _naive_inputs(self, arch):
+        """(w_nodes list of [H,2H], prev, act, loose) with Python ints, for the reference cell."""
+        raise NotImplementedError
+
+    # -- forward ----------------------------------------------------------------------------------
+    def _lm_forward(self, tokens: torch.Tensor, hidden: torch.Tensor | None, arch):
+        if tokens.dim() != 2:
+            raise ConfigError(f"tokens must be [T, B], got shape {tuple(tokens.shape)}")
+        T, B = tokens.shape
+        if hidden is None:
+            hidden = self.init_hidden(B)
+        W = self.embedding.weight
+        train = self.training
+        # All masks drawn here, in a fixed order, so the fast and the reference cell see the same ones.
+        mask_e = _variational_mask(self.dropout_e, (self.vocab_size,), W) if train and self.dropout_e else None
+        mask_x = _variational_mask(self.dropout_x, (B, self.hidden_size), W) if train and self.dropout_x else None
+        mask_h = _variational_mask(self.dropout_h, (B, self.hidden_size), W) if train and self.dropout_h else None
+        mask_o = _variational_mask(self.dropout_o, (B, self.hidden_size), W) if train and self.dropout_o else None
+
+        x = F.embedding(tokens, W)  # [T,B,H]
+        if mask_e is not None:  # drop whole words: row v of the embedding for every occurrence
+            x = x * mask_e[tokens].unsqueeze(-1)
+        if mask_x is not None:
+            x = x * mask_x
+        xproj = torch.matmul(x, self.w_x)  # [T,B,2H], all steps in one matmul
+        if self.reference:
+            w_nodes, prev, act, loose = self._naive_inputs(arch)
+            out = naive_cell_forward(xproj, hidden, self.w_h0, w_nodes, prev, act, loose, mask_h,
+                                     self.max_hidden_norm)
+        else:
+            w_nodes, prev, act, out_w = self._cell_inputs(arch)
+            out = cell_forward(xproj, hidden, self.w_h0, w_nodes, prev, act, out_w, mask_h,
+                               self.max_hidden_norm)
+        new_hidden = out[-1]
+        if mask_o is not None:
+            out = out * mask_o
+        logits = F.linear(out, W)  # [T,B,V], tied decoder
+        return logits, new_hidden
+
+    def extra_repr(self) -> str:
+        return (f"num_nodes={self.num_nodes}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
+                f"dropout_e={self.dropout_e}, dropout_x={self.dropout_x}, dropout_h={self.dropout_h}, "
+                f"dropout_o={self.dropout_o}, max_hidden_norm={self.max_hidden_norm}, reference={self.reference}")
+
+
+class RNNSupernet(_RNNLM):
+    """Shared weights of every cell of an `enas_rnn` space: `supernet(tokens, hidden, arch)`."""
+
+    def __init__(self, space, vocab_size: int, hidden_size: int, **kw):
+        super().__init__(space, vocab_size, hidden_size, **kw)
+        N, H = self.num_nodes, hidden_size
+        self.num_edges = N * (N - 1) // 2
+        self.w_edges = nn.Parameter(torch.empty(self.num_edges, H, 2 * H))  # row e(j,i): edge j -> i
+        # Token positions of the decisions, so the forward decodes an arch tensor by indexing.
+        prev_pos, act_pos = space.positions("node", ".prev"), space.positions("node", ".act")
+        self.register_buffer("prev_pos", torch.tensor(prev_pos, dtype=torch.long), persistent=False)
+        self.register_buffer("act_pos", torch.tensor(act_pos, dtype=torch.long), persistent=False)
+        self.fixed_first_act = space.first_act == "tanh"  # node 0 is tanh (0) and has no token
+        self.register_buffer("edge_base", torch.tensor([edge_index(0, i) for i in range(1, N)], dtype=torch.long),
+                             persistent=False)
+        self.reset_parameters()
+
+    def _arch_tensor(self, arch) -> torch.Tensor:
+        if isinstance(arch, Arch):
+            if arch.space != self.space:
+                raise ArchError(f"architecture of {arch.space!r} given to a supernet of {self.space!r}")
+            return arch.tensor(self.w_h0.device)
+        if isinstance(arch, torch.Tensor):
+            if arch.shape != (self.space.num_tokens,):
+                raise ArchError(f"arch tensor must have shape [{self.space.num_tokens}], got {tuple(arch.shape)}")
+            return arch.to(self.w_h0.device, torch.long)
+        raise ArchError(f"arch must be an Arch or a LongTensor of tokens, got {type(arch).__name__}")
+
+    def _cell_inputs(self, arch):
+        tokens = self._arch_tensor(arch)
+        prev = tokens.index_select(0, self.prev_pos)  # [N-1]
+        act = tokens.index_select(0, self.act_pos)
+        if self.fixed_first_act:
+            act = torch.cat([act.new_zeros(1), act])  # [N]
+        w_nodes = self.w_edges.index_select(0, self.edge_base + prev)  # [N-1,H,2H], gathered once
+        if self.space.output == "all":
+            loose = self.all_nodes.to(self.w_h0.dtype)
+        else:  # loose ends: nodes that no node reads, found by a scatter (no host sync)
+            read = torch.zeros(self.num_nodes, dtype=self.w_h0.dtype, device=prev.device)
+            read.scatter_(0, prev, 1.0)
+            loose = 1.0 - read
+        out_w = loose / loose.sum()
+        return w_nodes, prev, act, out_w
+
+    def _naive_inputs(self, arch):
+        tokens = arch.tokens if isinstance(arch, Arch) else tuple(self._arch_tensor(arch).tolist())
+        prev, act = self.space.cell(tokens)
+        w_nodes = [self.w_edges[edge_index(prev[i], i)] for i in range(1, self.num_nodes)]
+        return w_nodes, prev, act, self.space.loose_ends(tokens)
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor | None, arch):
+        """tokens [T,B] long, hidden [B,H] or None, arch: Arch or LongTensor[L] -> (logits [T,B,V], hidden [B,H])."""
+        return self._lm_forward(tokens, hidden, arch)
+
+
+class RNNChild(_RNNLM):
+    """A standalone model of one architecture, holding only that architecture's weights."""
+
+    def __init__(self, space, arch, vocab_size: int, hidden_size: int, **kw):
+        super().__init__(space, vocab_size, hidden_size, **kw)
+        if not isinstance(arch, Arch):
+            arch = Arch(space, tuple(int(t) for t in arch))
+        if arch.space != space:
+            raise ArchError(f"architecture of {arch.space!r} given for {space!r}")
+        self.arch = arch
+        N, H = self.num_nodes, hidden_size
+        self.w_nodes = nn.Parameter(torch.empty(N - 1, H, 2 * H))  # node i reads w_nodes[i-1]
+        prev, act = space.cell(arch.tokens)
+        loose = space.loose_ends(arch.tokens)
+        loose_mask = torch.zeros(N)
+        loose_mask[loose] = 1.0
+        self.register_buffer("prev", torch.tensor(prev[1:], dtype=torch.long), persistent=False)
+        self.register_buffer("act", torch.tensor(act, dtype=torch.long), persistent=False)
+        self.register_buffer("loose_mask", loose_mask, persistent=False)
+        self.reset_parameters()
+
+    def _cell_inputs(self, arch):
+        loose = self.loose_mask.to(self.w_h0.dtype)
+        return self.w_nodes, self.prev, self.act, loose / loose.sum()
+
+    def _naive_inputs(self, arch):
+        prev, act = self.space.cell(self.arch.tokens)
+        return list(self.w_nodes.unbind(0)), prev, act, self.space.loose_ends(self.arch.tokens)
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor | None = None):
+        """tokens [T,B] long, hidden [B,H] or None -> (logits [T,B,V], hidden [B,H])."""
+        return self._lm_forward(tokens, hidden, self.arch)
+
+
+@torch.no_grad()
+def inherit_rnn_weights(child: RNNChild, supernet: RNNSupernet, arch=None) -> RNNChild:
+    """Copy `arch`'s slices of the supernet (embedding, node 0, the chosen edges) into `child`."""
+    arch = child.arch if arch is None else arch
+    if not isinstance(arch, Arch):
+        arch = Arch(supernet.space, tuple(int(t) for t in arch))
+    if arch != child.arch:
+        raise ArchError(f"child is '{child.arch}', asked to inherit '{arch}'")
+    if supernet.space != child.space:
+        raise ArchError(f"supernet space {supernet.space!r} differs from child space {child.space!r}")
+    if (supernet.vocab_size, supernet.hidden_size) != (child.vocab_size, child.hidden_size):
+        raise ConfigError(f"supernet (vocab {supernet.vocab_size}, hidden {supernet.hidden_size}) and child "
+                          f"(vocab {child.vocab_size}, hidden {child.hidden_size}) differ in size")
+    child.embedding.weight.copy_(supernet.embedding.weight)
+    child.w_x.copy_(supernet.w_x)
+    child.w_h0.copy_(supernet.w_h0)
+    prev, _ = supernet.space.cell(arch.tokens)
+    for i in range(1, child.num_nodes):
+        child.w_nodes[i - 1].copy_(supernet.w_edges[edge_index(prev[i], i)])
+    return child
+

@@ -1,0 +1,148 @@
+"""`SearchSpace`: the single source of truth about a space's decisions.
+
+A concrete space only lists its decisions (and may add a semantic check); sampling, validation,
+counting and the token layout are generic here.
+"""
+from __future__ import annotations
+
+import math
+import random
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ArchError
+from .decisions import Choice, Decision, Predecessor, Subset
+
+if TYPE_CHECKING:
+    from ..arch import Arch
+
+
+class SearchSpace:
+    """A registered search space. Subclasses set `name`, `defaults` and build `decisions`.
+
+    Spaces are immutable values: two spaces are equal when their name and options are.
+    """
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Anchors that exist before any decision, e.g. the two cell inputs of a micro cell.
+    initial_anchors: int = 0
+
+    def __init__(self, **options: Any):
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise ArchError(f"{self.name}: unknown option(s) {unknown}; known: {sorted(self.defaults)}")
+        self.options = {**self.defaults, **options}
+        self.decisions: tuple[Decision, ...] = tuple(self.build_decisions())
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def build_decisions(self) -> list[Decision]:
+        raise NotImplementedError
+
+    def infer_options(self, num_tokens: int) -> dict[str, Any]:
+        """Options under which an arc of `num_tokens` numbers fits (for arc strings given bare)."""
+        return {}
+
+    def check(self, tokens: tuple[int, ...]) -> None:
+        """Space-specific constraints beyond each token's range (none by default)."""
+
+    # --- value semantics ---------------------------------------------------------------------
+    @cached_property
+    def key(self) -> tuple:
+        return (self.name, tuple(sorted(self.options.items())))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"get_space({self.name!r}, {opts})"
+
+    def __getattr__(self, item: str) -> Any:
+        # options read as attributes: space.num_nodes
+        options = self.__dict__.get("options", {})
+        if item in options:
+            return options[item]
+        raise AttributeError(item)
+
+    # --- token layout ------------------------------------------------------------------------
+    @cached_property
+    def offsets(self) -> tuple[int, ...]:
+        """Position of each decision's first token in the flat token list."""
+        pos, out = 0, []
+        for d in self.decisions:
+            out.append(pos)
+            pos += d.width
+        return tuple(out)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(d.width for d in self.decisions)
+
+    def positions(self, prefix: str = "", suffix: str = "") -> list[int]:
+        """Token positions of the width-1 decisions whose name matches, in order."""
+        return [o for d, o in zip(self.decisions, self.offsets)
+                if d.name.startswith(prefix) and d.name.endswith(suffix)]
+
+    def size(self) -> int:
+        """Number of distinct token lists (before any space-specific constraint)."""
+        return math.prod(2 ** d.width if isinstance(d, Subset) else d.num_options for d in self.decisions)
+
+    # --- sampling and validation -------------------------------------------------------------
+    def sample(self, seed: int | None = None, rng: random.Random | None = None) -> "Arch":
+        """A uniformly random architecture (what random search draws)."""
+        from ..arch import Arch
+
+        rng = rng if rng is not None else random.Random(seed)
+        while True:
+            tokens: list[int] = []
+            for d in self.decisions:
+                if isinstance(d, Subset):
+                    tokens += [rng.randrange(2) for _ in range(d.width)]
+                else:
+                    tokens.append(rng.randrange(d.num_options))
+            try:
+                return Arch(self, tuple(tokens))
+            except ArchError:  # a space-specific constraint failed: draw again
+                continue
+
+    def validate(self, tokens: tuple[int, ...]) -> None:
+        if len(tokens) != self.num_tokens:
+            raise ArchError(f"{self.name}: expected {self.num_tokens} numbers, got {len(tokens)}")
+        for d, o in zip(self.decisions, self.offsets):
+            hi = 2 if isinstance(d, Subset) else d.num_options
+            for k in range(d.width):
+                t = tokens[o + k]
+                if not 0 <= t < hi:
+                    raise ArchError(f"{self.name}: position {o + k} ({d.name}) is {t}, must be in 0..{hi - 1}")
+        self.check(tokens)
+
+    def describe(self) -> str:
+        lines = [f"{self.name}  ({self.num_tokens} tokens, {self.size():.3g} architectures)"]
+        for d, o in zip(self.decisions, self.offsets):
+            what = {Choice: "choice", Predecessor: "earlier node", Subset: "subset"}[type(d)]
+            labels = f" {list(d.labels)}" if getattr(d, "labels", ()) else ""
+            lines.append(f"  [{o}] {d.name}: {what} of {d.num_options}{labels}")
+        return "\n".join(lines)
+
+
+_REGISTRY: dict[str, type[SearchSpace]] = {}
+
+
+def register(cls: type[SearchSpace]) -> type[SearchSpace]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """The registered space `name` with `options` over its defaults."""
+    if name not in _REGISTRY:
+        raise ArchError(f"unknown search space {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**options)
+
+
+def list_spaces() -> list[str]:
+    return sorted(_REGISTRY)

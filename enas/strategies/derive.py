@@ -1,0 +1,38 @@
+"""Derive (Pham et al. 2018, sec. 2.2): sample N architectures from the trained policy, score each on
+the shared weights over one validation batch, keep the best. ENAS-pytorch uses N = 100 and the
+first validation batch, so every candidate is scored on the same data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..arch import Arch
+from ..logger import cell_figure, cell_text
+from .enas import EnasSearch
+
+
+def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict:
+    """Writes RUN/arch.json ({"space", "options", "arch", "metric", "how"}) and returns it."""
+    search = EnasSearch.load(run_dir, progress=progress)
+    n = samples or search.cfg.derive_samples
+    torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
+    with torch.no_grad():
+        tokens = search.controller.sample(n).tokens                         # [n, L]
+    batch = search.task.first_reward_batch()
+    metric = torch.stack([search.task.score(search.supernet, t, batch) for t in tokens])  # [n]
+    reward = search.task.reward(metric)
+    best = int(torch.argmax(reward))
+    archs = [Arch(search.space, t) for t in tokens.tolist()]
+    for a, m, r in zip(archs, metric.tolist(), reward.tolist()):
+        search.logger.arch({"step": search.controller_step, "epoch": search.epoch, "phase": "derive",
+                            "arch": str(a), "reward": r, "metric": m})
+    result = archs[best].to_json(
+        metric=float(metric[best]), metric_name=search.task.metric,
+        how=f"best of {n} architectures sampled from the controller, scored on the shared weights "
+            f"on the first validation batch")
+    search.logger.write_json("arch.json", result)
+    search.logger.text("derive/arch", cell_text(search.space, archs[best]), search.global_step)
+    search.logger.figure("derive/cell", cell_figure(search.space, archs[best]), search.global_step)
+    search.logger.close()
+    return result

@@ -1,0 +1,238 @@
+"""ENAS search (Pham et al. 2018, sec. 2.2): alternate training the shared weights on sampled
+architectures and training the controller with REINFORCE on their validation reward.
+
+One epoch = `shared_steps` steps of the supernet (a freshly sampled architecture per minibatch),
+then `controller.steps` controller updates (each averaging `num_aggregate` sampled architectures),
+then a validation of the controller's most likely architecture and a checkpoint.
+
+The loop advances one *unit* (a shared step or a controller update) at a time and keeps its cursor
+(epoch, phase, step) in the checkpoint, so an interrupted run resumes exactly where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import checkpoint as ckpt
+from ..arch import Arch
+from ..config import SearchConfig, from_dict, to_dict
+from ..controller import Controller
+from ..interrupt import stop_on_interrupt
+from ..logger import RunLogger
+from ..nn import build_supernet
+from ..optim import guarded_step, lr_at, make_sgd, set_lr
+from ..spaces import Subset, get_space
+from ..tasks import make_task
+from .common import resolve_device, run_header, seed_everything
+
+
+class EnasSearch:
+    """Owns the supernet, the controller, their optimisers and the run directory."""
+
+    def __init__(self, cfg: SearchConfig, run_dir: str | Path, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        seed_everything(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.space = get_space(cfg.space, **cfg.space_options)
+        self.task = make_task(cfg, self.device)
+        self.supernet = build_supernet(self.space, **self.task.model_kwargs(cfg.model)).to(self.device)
+        self.shared_opt = make_sgd(self.supernet, cfg.shared)
+        c = cfg.controller
+        self.controller = Controller(self.space, hidden_size=c.hidden_size, temperature=c.temperature or None,
+                                     tanh_constant=c.tanh_constant or None, init_range=c.init_range,
+                                     skip_target=c.skip_target,
+                                     index_distance_penalty=c.index_distance_penalty or None,
+                                     scale_index_input=c.scale_index_input).to(self.device)
+        # OFF utils.get_train_ops: Adam with beta1 = 0 (and eps 1e-3) for the controller
+        self.ctrl_opt = torch.optim.Adam(self.controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999),
+                                         eps=1e-3)
+        self.has_skips = any(isinstance(d, Subset) for d in self.space.decisions)
+        self.baseline: torch.Tensor | None = None
+        # cursor and counters (all in the checkpoint)
+        self.epoch, self.phase, self.step = 0, "shared", 0
+        self.shared_step = self.controller_step = 0
+        self.skipped = torch.zeros((), dtype=torch.long, device=self.device)
+        self._window = self._new_window()
+        self._records: list = []
+        self.logger = RunLogger(self.run_dir)
+
+    # --- the loop ---------------------------------------------------------------------------
+    @property
+    def global_step(self) -> int:
+        """The x axis of every TensorBoard tag: shared steps and controller updates so far."""
+        return self.shared_step + self.controller_step
+
+    @property
+    def shared_steps(self) -> int:
+        return self.cfg.shared_steps or self.task.steps_per_epoch
+
+    def run(self, max_units: int | None = None) -> bool:
+        """Run to the last epoch; True when finished, False when stopped (Ctrl-C or max_units)."""
+        units, bar = 0, None
+        with stop_on_interrupt() as stop:
+            while self.epoch < self.cfg.epochs:
+                if bar is None and self.progress:
+                    bar = tqdm(total=self.shared_steps + self.cfg.controller.steps, leave=False,
+                               desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
+                               initial=self.step + (self.shared_steps if self.phase == "controller" else 0))
+                if self.phase == "shared" and self.step < self.shared_steps:
+                    self._shared_step()
+                elif self.phase == "shared":
+                    self.phase, self.step = "controller", 0
+                    continue
+                elif self.step < self.cfg.controller.steps:
+                    self._controller_step()
+                else:
+                    self._end_epoch()
+                    bar = bar.close() if bar else None
+                    continue
+                self.step += 1
+                units += 1
+                if bar:
+                    bar.update()
+                if stop or (max_units is not None and units >= max_units):
+                    self.save()
+                    return False
+        self.save()
+        self.logger.flush()
+        return True
+
+    def _shared_step(self) -> None:
+        cfg = self.cfg
+        if self.step == 0:
+            set_lr(self.shared_opt, lr_at(cfg.shared, self.epoch))
+        self.supernet.train()
+        with torch.no_grad():
+            arch = self.controller.sample(1).tokens[0]  # [L], stays on the device
+        loss, items = self.task.train_loss(self.supernet, arch)
+        ok = guarded_step(self.shared_opt, loss, cfg.shared)
+        w = self._window
+        w["loss"] += torch.where(ok, loss.detach(), 0.0)
+        w["ok"] += ok
+        self.skipped += ~ok
+        w["items"] += items
+        self.shared_step += 1
+        if self.shared_step % cfg.log_every == 0:
+            self._log_shared()
+
+    def _controller_step(self) -> None:
+        c = self.cfg.controller
+        self.controller.train()
+        sample = self.controller.sample(c.num_aggregate)               # tokens [n, L], log_prob [n]
+        batch = self.task.next_reward_batch()
+        metric = torch.stack([self.task.score(self.supernet, t, batch) for t in sample.tokens])  # [n]
+        # ENAS adds the sample entropy to the reward (paper; OFF ptb_enas_controller)
+        reward = self.task.reward(metric) + c.entropy_weight * sample.entropy.detach()
+        if self.baseline is None:
+            self.baseline = reward.mean().detach()                        # ENAS-pytorch: first reward
+        advantage = reward - self.baseline
+        self.baseline = c.baseline_decay * self.baseline + (1 - c.baseline_decay) * reward.mean().detach()
+        loss = -(advantage * sample.log_prob).mean()
+        if self.has_skips and c.skip_weight:
+            loss = loss + c.skip_weight * sample.skip_kl.mean()
+        self.ctrl_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.controller.parameters(), c.grad_clip)
+        self.ctrl_opt.step()
+        self.controller_step += 1
+        self._records.append((self.controller_step, sample.tokens, metric, reward, sample.entropy.detach()))
+        if self.controller_step % max(1, self.cfg.log_every // 5) == 0 or self.step + 1 == c.steps:
+            self.logger.scalars({
+                "controller/reward": reward.mean(), "controller/baseline": self.baseline,
+                "controller/advantage": advantage.mean(), "controller/entropy": sample.entropy.mean(),
+                "controller/loss": loss.detach(), f"controller/{self.task.metric}": metric.mean(),
+                **({"controller/skip_rate": sample.skip_rate.mean()} if self.has_skips else {}),
+            }, self.global_step)
+
+    def _end_epoch(self) -> None:
+        self._flush_records()
+        with torch.no_grad():
+            arch = self.controller.sample(1, greedy=True).tokens[0]
+        valid = self.task.evaluate(self.supernet, arch, "valid", self.cfg.eval_max_batches)
+        self.logger.scalars({f"valid/{self.task.metric}": valid, "epoch": self.epoch + 1}, self.global_step)
+        self.logger.text("controller/most_likely", str(Arch(self.space, arch.tolist())), self.global_step)
+        tqdm.write(f"epoch {self.epoch + 1:3d}  valid {self.task.metric} {valid:8.2f}  "
+                   f"(most likely architecture on the shared weights)") if self.progress else None
+        self.epoch, self.phase, self.step = self.epoch + 1, "shared", 0
+        self.save()
+
+    # --- logging ----------------------------------------------------------------------------
+    def _new_window(self) -> dict:
+        z = torch.zeros((), device=self.device)
+        return {"loss": z.clone(), "ok": z.clone(), "items": 0, "time": time.perf_counter()}
+
+    def _log_shared(self) -> None:
+        w, self._window = self._window, self._new_window()
+        loss = (w["loss"] / w["ok"].clamp(min=1)).item()  # the one host sync, at log time
+        seconds = time.perf_counter() - w["time"]
+        m = self.task.metric
+        self.logger.scalars({"shared/loss": loss, f"shared/{m}": self.task.metric_from_loss(loss),
+                             "shared/lr": self.shared_opt.param_groups[0]["lr"],
+                             "shared/throughput": w["items"] / max(seconds, 1e-9),
+                             "shared/skipped_steps": self.skipped}, self.global_step)
+
+    def _flush_records(self) -> None:
+        """Write every controller reward to archs.jsonl (host sync once per phase, not per step)."""
+        for step, tokens, metric, reward, entropy in self._records:
+            for t, m, r, h in zip(tokens.tolist(), metric.tolist(), reward.tolist(), entropy.tolist()):
+                self.logger.arch({"step": step, "epoch": self.epoch, "phase": "controller",
+                                  "arch": " ".join(map(str, t)), "reward": r, "metric": m, "entropy": h})
+        self._records = []
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "config": to_dict(self.cfg), "epoch": self.epoch, "phase": self.phase, "step": self.step,
+            "shared_step": self.shared_step, "controller_step": self.controller_step,
+            "skipped": self.skipped.cpu(), "baseline": None if self.baseline is None else self.baseline.cpu(),
+            "supernet": self.supernet.state_dict(), "shared_opt": self.shared_opt.state_dict(),
+            "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
+            "task": self.task.state_dict(), "rng": ckpt.rng_state(),
+        }
+
+    def save(self) -> None:
+        self._flush_records()
+        ckpt.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.phase, self.step = state["epoch"], state["phase"], state["step"]
+        self.shared_step, self.controller_step = state["shared_step"], state["controller_step"]
+        self.skipped = state["skipped"].to(self.device)
+        self.baseline = None if state["baseline"] is None else state["baseline"].to(self.device)
+        self.supernet.load_state_dict(state["supernet"])
+        self.shared_opt.load_state_dict(state["shared_opt"])
+        self.controller.load_state_dict(state["controller"])
+        self.ctrl_opt.load_state_dict(state["ctrl_opt"])
+        self.task.load_state_dict(state["task"])
+        ckpt.set_rng_state(state["rng"])
+        self._window = self._new_window()
+
+    @classmethod
+    def load(cls, run_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "EnasSearch":
+        """The search as RUN/checkpoints/last.pt left it, with its own config (`overrides` on top)."""
+        from ..config import apply_overrides
+
+        state = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+        cfg = apply_overrides(from_dict(SearchConfig, state["config"]), list(overrides))
+        search = cls(cfg, run_dir, progress)
+        search.load_state_dict(state)
+        return search
+
+    @classmethod
+    def start(cls, cfg: SearchConfig, run_dir: str | Path, progress: bool = True) -> "EnasSearch":
+        """A new search; writes RUN/config.json."""
+        search = cls(cfg, run_dir, progress)
+        search.logger.write_json("config.json", run_header(to_dict(cfg)))
+        return search
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "EnasSearch":
+        """Continue an interrupted search: what was logged after its checkpoint is dropped."""
+        search = cls.load(run_dir, overrides, progress)
+        search.logger.truncate_archs(search.controller_step)
+        search.logger.purge_step = search.global_step + 1  # TensorBoard drops what came after
+        return search

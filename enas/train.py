@@ -1,0 +1,148 @@
+"""Final training: a fixed architecture trained from scratch, then scored on validation and test.
+
+The model kept is the one with the best validation metric (checked every epoch); the test split is
+read once, at the end, with that model.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .arch import Arch
+from .config import TrainConfig, apply_overrides, from_dict, to_dict
+from .interrupt import stop_on_interrupt
+from .logger import RunLogger, cell_figure, cell_text
+from .nn import build_child
+from .optim import guarded_step, lr_at, make_sgd, set_lr
+from .strategies.common import resolve_device, run_header, seed_everything
+from .tasks import make_task
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class FinalTraining:
+    def __init__(self, arch: Arch, cfg: TrainConfig, run_dir: str | Path, progress: bool = True):
+        self.arch, self.cfg, self.run_dir, self.progress = arch, cfg, Path(run_dir), progress
+        seed_everything(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.task = make_task(cfg, self.device)
+        self.model = build_child(arch.space, arch, **self.task.model_kwargs(cfg.model)).to(self.device)
+        self.optimizer = make_sgd(self.model, cfg.optim)
+        self.epoch = self.step = self.global_step = 0
+        self.best: dict | None = None          # {"epoch", "metric", "state"}
+        self.skipped = torch.zeros((), dtype=torch.long, device=self.device)
+        self.logger = RunLogger(self.run_dir)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = self.task.steps_per_epoch
+        return min(n, self.cfg.max_steps) if self.cfg.max_steps else n
+
+    def _better(self, metric: float) -> bool:
+        if self.best is None:
+            return True
+        return metric > self.best["metric"] if self.task.higher_is_better else metric < self.best["metric"]
+
+    def run(self, max_units: int | None = None) -> dict | None:
+        """Train to the last epoch and return the results; None when stopped early (checkpoint saved)."""
+        units, bar = 0, None
+        loss_sum = torch.zeros((), device=self.device)
+        items, t0 = 0, time.perf_counter()
+        with stop_on_interrupt() as stop:
+            while self.epoch < self.cfg.epochs:
+                if bar is None and self.progress:
+                    bar = tqdm(total=self.steps_per_epoch, initial=self.step, leave=False, dynamic_ncols=True,
+                               desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}")
+                if self.step == self.steps_per_epoch:
+                    self._end_epoch()
+                    bar = bar.close() if bar else None
+                    continue
+                if self.step == 0:
+                    set_lr(self.optimizer, lr_at(self.cfg.optim, self.epoch))
+                self.model.train()
+                loss, n = self.task.train_loss(self.model)
+                ok = guarded_step(self.optimizer, loss, self.cfg.optim)
+                loss_sum += torch.where(ok, loss.detach(), 0.0)
+                self.skipped += ~ok
+                items += n
+                self.step += 1
+                self.global_step += 1
+                units += 1
+                if self.global_step % self.cfg.log_every == 0:
+                    mean = loss_sum.item() / self.cfg.log_every
+                    rate = items / (time.perf_counter() - t0)
+                    self.logger.scalars({"train/loss": mean, f"train/{self.task.metric}": self.task.metric_from_loss(mean),
+                                         "train/lr": self.optimizer.param_groups[0]["lr"],
+                                         "train/throughput": rate, "train/skipped_steps": self.skipped},
+                                        self.global_step)
+                    if bar:
+                        bar.set_postfix_str(f"loss {mean:.3f}  {rate:,.0f} {self.task.unit}/s")
+                    loss_sum.zero_()
+                    items, t0 = 0, time.perf_counter()
+                if bar:
+                    bar.update()
+                if stop or (max_units is not None and units >= max_units):
+                    self.save()
+                    return None
+        return self._finish()
+
+    def _end_epoch(self) -> None:
+        metric = self.task.evaluate(self.model, None, "valid", self.cfg.eval_max_batches)
+        self.logger.scalars({f"valid/{self.task.metric}": metric, "epoch": self.epoch + 1}, self.global_step)
+        if self.progress:
+            tqdm.write(f"epoch {self.epoch + 1:4d}  valid {self.task.metric} {metric:8.2f}")
+        if self._better(metric):
+            self.best = {"epoch": self.epoch + 1, "metric": metric,
+                         "state": copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})}
+        self.epoch, self.step = self.epoch + 1, 0
+        self.save()
+
+    def _finish(self) -> dict:
+        self.model.load_state_dict(self.best["state"])
+        test = self.task.evaluate(self.model, None, "test", self.cfg.eval_max_batches)
+        m = self.task.metric
+        self.logger.scalar(f"test/{m}", test, self.global_step)
+        result = {"space": self.arch.space.name, "arch": str(self.arch), f"valid_{m}": self.best["metric"],
+                  f"test_{m}": test, "best_epoch": self.best["epoch"], "parameters": count_parameters(self.model),
+                  "steps": self.global_step, "skipped_steps": int(self.skipped)}
+        self.logger.write_json("results.json", result)
+        self.logger.close()
+        return result
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def save(self) -> None:
+        ckpt.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", {
+            "config": to_dict(self.cfg), "arch": self.arch.to_json(), "epoch": self.epoch, "step": self.step,
+            "global_step": self.global_step, "best": self.best, "skipped": self.skipped.cpu(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "task": self.task.state_dict(), "rng": ckpt.rng_state()})
+
+    @classmethod
+    def start(cls, arch: Arch, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> "FinalTraining":
+        run = cls(arch, cfg, run_dir, progress)
+        run.logger.write_json("config.json", run_header(to_dict(cfg)))
+        run.logger.write_json("arch.json", arch.to_json(how="given"))
+        run.logger.text("arch", cell_text(arch.space, arch), 0)
+        run.logger.figure("cell", cell_figure(arch.space, arch), 0)
+        return run
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "FinalTraining":
+        state = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+        cfg = apply_overrides(from_dict(TrainConfig, state["config"]), list(overrides))
+        run = cls(Arch.from_json(state["arch"]), cfg, run_dir, progress)
+        run.epoch, run.step, run.global_step = state["epoch"], state["step"], state["global_step"]
+        run.best, run.skipped = state["best"], state["skipped"].to(run.device)
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.task.load_state_dict(state["task"])
+        ckpt.set_rng_state(state["rng"])
+        run.logger.purge_step = run.global_step + 1  # TensorBoard drops what came after
+        return run

@@ -1,0 +1,315 @@
+"""The controller: valid samples, exact log-probabilities, reachability, learning, logit shaping."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import enas
+from enas.controller import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT, Controller
+from enas.spaces import Choice, Predecessor, SearchSpace, Subset
+
+
+class AllKindsSpace(SearchSpace):
+    """A tiny unregistered space with every decision kind, two initial anchors and an empty subset."""
+
+    name = "all_kinds_test"
+    initial_anchors = 2
+
+    def build_decisions(self):
+        return [
+            Choice("n2.op", 3),
+            Predecessor("n2.in", 2),
+            Subset("n2.skip", 0),                  # nothing to choose yet: exercises the empty path
+            Subset("n2.skip2", 2, anchor=True),
+            Choice("n3.op", 3),
+            Predecessor("n3.in", 3),
+            Choice("n3.width", 2, group="width"),  # a second Choice group of another size
+            Subset("n3.skip", 3, anchor=True),
+            Predecessor("out", 4),
+        ]
+
+
+class TooFewAnchorsSpace(SearchSpace):
+    name = "too_few_anchors_test"
+
+    def build_decisions(self):
+        return [Choice("a", 2, anchor=True), Predecessor("b", 2)]
+
+
+def spaces():
+    out = [enas.get_space(name) for name in enas.list_spaces()]
+    out += [enas.get_space("enas_rnn", num_nodes=4, first_act="tanh", output="all"), AllKindsSpace()]
+    return out
+
+
+SPACES = spaces()
+IDS = [f"{s.name}-{i}" for i, s in enumerate(SPACES)]
+
+
+def has_subset(space):
+    return any(isinstance(d, Subset) and d.num_options for d in space.decisions)
+
+
+def max_entropy(space):
+    return sum(d.num_options * math.log(2) if isinstance(d, Subset) else math.log(d.num_options)
+               for d in space.decisions)
+
+
+def subset_positions(space):
+    return [o + k for d, o in zip(space.decisions, space.offsets)
+            if isinstance(d, Subset) for k in range(d.width)]
+
+
+def make(space, dtype=torch.float64, seed=0, **kw):
+    torch.manual_seed(seed)
+    return Controller(space, hidden_size=kw.pop("hidden_size", 16), **kw).to(dtype)
+
+
+@pytest.mark.parametrize("space", SPACES, ids=IDS)
+def test_sample_gives_valid_architectures_of_the_right_shapes(space):
+    ctrl = make(space, dtype=torch.float32, temperature=5.0, tanh_constant=2.5)
+    s = ctrl.sample(7)
+    assert s.tokens.shape == (7, space.num_tokens) and s.tokens.dtype == torch.long
+    for t in (s.log_prob, s.entropy, s.skip_kl, s.skip_rate):
+        assert t.shape == (7,) and torch.isfinite(t).all()
+    assert (s.log_prob < 0).all() and (s.entropy > 0).all()
+    archs = s.archs(space)
+    assert [a.tokens for a in archs] == [tuple(r) for r in s.tokens.tolist()]
+    assert ctrl.to_archs(s.tokens) == archs
+    assert ((s.skip_rate >= 0) & (s.skip_rate <= 1)).all()
+    if not has_subset(space):
+        assert (s.skip_kl == 0).all() and (s.skip_rate == 0).all()
+
+
+@pytest.mark.parametrize("space", SPACES, ids=IDS)
+def test_log_prob_of_sampled_tokens_equals_the_sample(space):
+    ctrl = make(space, temperature=5.0, tanh_constant=2.5)
+    s = ctrl.sample(32)
+    for again in (ctrl.log_prob(s.tokens), ctrl.log_prob(s.archs(space))):
+        assert torch.equal(again.tokens, s.tokens)
+        for a, b in zip(again[1:], s[1:]):
+            assert (a - b).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("space", [enas.get_space("enas_rnn", num_nodes=3), AllKindsSpace()],
+                         ids=["rnn3", "all"])
+def test_probabilities_of_all_architectures_sum_to_one(space):
+    ctrl = make(space, tanh_constant=1.5)
+    with torch.no_grad():  # sharper than the init so that a normalisation error would show
+        for p in ctrl.parameters():
+            p.mul_(10)
+    every = all_tokens(space)
+    assert every.shape[0] == space.size()
+    total = ctrl.log_prob(every).log_prob.exp().sum().item()
+    assert abs(total - 1.0) < 1e-10
+
+
+@pytest.mark.parametrize("space", SPACES, ids=IDS)
+def test_every_option_of_every_decision_is_reachable(space):
+    ctrl = make(space, dtype=torch.float32, tanh_constant=0.05)  # nearly uniform
+    gen = torch.Generator().manual_seed(0)
+    tokens = ctrl.sample(3000, generator=gen).tokens
+    column = 0
+    for d in space.decisions:
+        for _ in range(d.width):
+            hi = 2 if isinstance(d, Subset) else d.num_options
+            assert set(tokens[:, column].tolist()) == set(range(hi)), d.name
+            column += 1
+
+
+@pytest.mark.parametrize("space,position,option", [
+    (enas.get_space("enas_rnn", num_nodes=4), 0, 3),  # node0 activation: sigmoid
+    (enas.get_space("enas_rnn", num_nodes=4), 3, 0),  # node2's predecessor: node 0
+    (AllKindsSpace(), 1, 0),                            # a predecessor over the initial anchors
+    (AllKindsSpace(), 9, 1),                            # one skip bit
+], ids=["choice", "predecessor", "initial-anchor", "subset-bit"])
+def test_reinforce_raises_the_probability_of_the_rewarded_option(space, position, option):
+    ctrl = make(space, dtype=torch.float32, hidden_size=32)
+    gen = torch.Generator().manual_seed(1)
+
+    def frequency():
+        with torch.no_grad():
+            return (ctrl.sample(2000, generator=gen).tokens[:, position] == option).float().mean().item()
+
+    before = frequency()
+    opt = torch.optim.Adam(ctrl.parameters(), lr=0.03)
+    for _ in range(40):
+        s = ctrl.sample(64, generator=gen)
+        reward = (s.tokens[:, position] == option).float()
+        loss = -((reward - reward.mean()) * s.log_prob).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = frequency()
+    assert before < 0.65 and after > 0.9, (before, after)
+
+
+@pytest.mark.parametrize("space", SPACES, ids=IDS)
+def test_tanh_constant_and_temperature_move_entropy_as_expected(space):
+    ctrl = make(space)
+    with torch.no_grad():  # peaky logits, so that shaping has something to flatten
+        for p in ctrl.parameters():
+            p.mul_(30)
+    tokens = ctrl.sample(16).tokens
+
+    def entropy(temperature=None, tanh_constant=None):
+        ctrl.temperature, ctrl.tanh_constant = temperature, tanh_constant
+        return ctrl.log_prob(tokens).entropy
+
+    top = max_entropy(space)
+    raw = entropy()
+    assert (raw < top - 0.5).all()
+    # Teacher forcing makes the LSTM states independent of the shaping, so every decision's
+    # entropy, hence the sum, is monotone: falling with the tanh constant, rising with temperature.
+    by_c = [entropy(tanh_constant=c) for c in (1e-4, 0.1, 0.5, 1.0, 2.5, 10.0)]
+    by_t = [entropy(temperature=t) for t in (0.5, 1.0, 5.0, 100.0, 1e5)]
+    for a, b in zip(by_c, by_c[1:]):
+        assert (a >= b - 1e-12).all()
+    for a, b in zip(by_t, by_t[1:]):
+        assert (a <= b + 1e-12).all()
+    assert (by_c[0] - top).abs().max() < 1e-6 and (by_t[-1] - top).abs().max() < 1e-3
+    assert (by_c[-1] - raw).abs().max() > 0  # the tanh constant was applied
+    assert torch.allclose(entropy(temperature=0, tanh_constant=0), raw)  # 0 means off, as None
+
+
+class OpThenIndexSpace(SearchSpace):
+    name = "op_then_index_test"
+    initial_anchors = 2
+
+    def build_decisions(self):
+        return [Choice("op", 3), Predecessor("in", 2)]
+
+
+def all_tokens(space):
+    ranges = []
+    for d in space.decisions:
+        ranges += [range(2)] * d.width if isinstance(d, Subset) else [range(d.num_options)]
+    return torch.tensor(list(itertools.product(*ranges)), dtype=torch.long)
+
+
+def test_op_tanh_reduce_flattens_ops_only():
+    space = OpThenIndexSpace()
+    ctrl = make(space, tanh_constant=2.0)
+    with torch.no_grad():
+        for p in ctrl.parameters():
+            p.mul_(30)
+    every = all_tokens(space)  # rows (op, index)
+    base = ctrl.log_prob(every).log_prob.exp().view(3, 2)
+    ctrl.op_tanh_reduce = 1e12
+    flat = ctrl.log_prob(every).log_prob.exp().view(3, 2)
+    assert (base.sum(1) - 1 / 3).abs().max() > 0.05           # ops were far from uniform
+    assert (flat.sum(1) - 1 / 3).abs().max() < 1e-9           # ... and now are uniform
+    cond = lambda p: p / p.sum(1, keepdim=True)               # P(index | op): untouched
+    assert (cond(flat) - cond(base)).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("space", [s for s in SPACES if has_subset(s)], ids=lambda s: s.name)
+def test_skip_kl_is_positive_and_finite_and_skip_rate_counts_bits(space):
+    ctrl = make(space, skip_target=0.4, tanh_constant=2.5)
+    s = ctrl.sample(50)
+    assert torch.isfinite(s.skip_kl).all() and (s.skip_kl > 0).all()
+    bits = s.tokens[:, subset_positions(space)].double()
+    assert torch.allclose(s.skip_rate, bits.mean(1), atol=1e-12)
+    assert ((s.skip_rate >= 0) & (s.skip_rate <= 1)).all()
+
+    # With the attention switched off every bit is a fair coin: the KL has a closed form.
+    with torch.no_grad():
+        ctrl.attn_v.weight.zero_()
+    s = ctrl.sample(5)
+    rho = 0.4
+    per_bit = 0.5 * math.log(0.5 / rho) + 0.5 * math.log(0.5 / (1 - rho))
+    subsets = [d.num_options for d in space.decisions if isinstance(d, Subset) and d.num_options]
+    expected = per_bit * sum(subsets) / len(subsets)  # summed over anchors, averaged over decisions
+    assert (s.skip_kl - expected).abs().max() < 1e-12
+
+
+def test_gradients_reach_every_parameter():
+    ctrl = make(AllKindsSpace(), op_bias_init=(1.0, 0.0, 0.0), tanh_constant=2.5)
+    s = ctrl.sample(64)
+    (s.log_prob.sum() + s.entropy.sum() + s.skip_kl.sum()).backward()
+    for name, p in ctrl.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_parameters_are_uniform_in_init_range():
+    ctrl = make(enas.get_space("enas_rnn"), hidden_size=100, init_range=0.1)
+    flat = torch.cat([p.detach().flatten() for p in ctrl.parameters()])
+    assert flat.abs().max() <= 0.1 and flat.abs().max() > 0.09 and abs(flat.mean()) < 0.01
+
+
+def test_greedy_and_generator_are_deterministic():
+    space = enas.get_space("enas_rnn", num_nodes=3)
+    ctrl = make(space, tanh_constant=2.5)
+    with torch.no_grad():
+        for p in ctrl.parameters():
+            p.mul_(10)
+    g = ctrl.sample(4, greedy=True).tokens
+    assert (g == g[0]).all() and torch.equal(ctrl.sample(4, greedy=True).tokens, g)
+    # greedy's first decision is the mode of the first decision's distribution
+    every = all_tokens(space)
+    p = ctrl.log_prob(every).log_prob.exp()
+    first = torch.zeros(4, dtype=p.dtype).index_add_(0, every[:, 0], p)
+    assert first.argmax().item() == g[0, 0].item()
+    a = ctrl.sample(6, generator=torch.Generator().manual_seed(3)).tokens
+    b = ctrl.sample(6, generator=torch.Generator().manual_seed(3)).tokens
+    assert torch.equal(a, b)
+
+
+def test_fixed_op_bias_and_index_distance_penalty():
+    # With the tanh constant ~0 every learned logit is ~0: only the fixed priors remain.
+    space = AllKindsSpace()
+    ctrl = make(space, tanh_constant=1e-12, op_bias=(0.25, 0.0, -0.5))
+    base = ctrl.sample(1, greedy=True).tokens.repeat(3, 1)
+    base[:, 0] = torch.arange(3)  # the first op decision
+    lp = ctrl.log_prob(base).log_prob
+    assert torch.allclose(lp - lp[0], torch.tensor([0.0, -0.25, -0.75], dtype=lp.dtype), atol=1e-9)
+
+    rnn = enas.get_space("enas_rnn", num_nodes=3)
+    ctrl = make(rnn, tanh_constant=1e-12, index_distance_penalty=1 / 6, scale_index_input=True)
+    tokens = ctrl.sample(1, greedy=True).tokens.repeat(2, 1)
+    tokens[:, 3] = torch.tensor([0, 1])  # node 2 reads node 0 (distance 2) or node 1 (distance 1)
+    lp = ctrl.log_prob(tokens).log_prob
+    assert abs((lp[0] - lp[1]).item() - (-(4 - 1) / 6)) < 1e-9
+
+    # Scaling the chosen anchor by 1 / (0.1 + distance) changes what later decisions see.
+    plain, scaled = make(rnn, tanh_constant=2.5), make(rnn, tanh_constant=2.5, scale_index_input=True)
+    tokens = plain.sample(8).tokens
+    assert (plain.log_prob(tokens).log_prob - scaled.log_prob(tokens).log_prob).abs().min() > 0
+
+
+def test_official_micro_constants_have_the_micro_op_count():
+    assert len(MICRO_OP_BIAS) == len(MICRO_OP_BIAS_INIT) == 5
+
+
+def test_user_errors():
+    space = enas.get_space("enas_rnn", num_nodes=3)
+    ctrl = make(space)
+    with pytest.raises(enas.ArchError):
+        ctrl.log_prob(torch.zeros(2, space.num_tokens + 1, dtype=torch.long))
+    with pytest.raises(enas.ArchError):
+        ctrl.log_prob([enas.get_space("enas_rnn", num_nodes=4).sample(seed=0)])
+    with pytest.raises(enas.ConfigError):
+        Controller(space, skip_target=1.0)
+    with pytest.raises(enas.ConfigError):
+        Controller(space, op_bias=MICRO_OP_BIAS)  # 5 values, enas_rnn has 4 activations
+    with pytest.raises(enas.ConfigError):
+        Controller(TooFewAnchorsSpace())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sample_and_log_prob_do_not_synchronise_on_cuda():
+    space = AllKindsSpace()
+    ctrl = Controller(space, hidden_size=32, temperature=5.0, tanh_constant=2.5).cuda()
+    ctrl.sample(4)  # warm-up (lazy initialisation may synchronise)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        s = ctrl.sample(64)
+        again = ctrl.log_prob(s.tokens)
+        (again.log_prob.sum() + s.entropy.sum()).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.allclose(again.log_prob, s.log_prob)

@@ -1,0 +1,114 @@
+"""Run directory writer: archs.jsonl, TensorBoard events, JSON files, pictures of cells."""
+import json
+import re
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import enas
+from enas.logger import RunLogger, cell_figure, cell_text
+
+
+def events(run_dir):
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_archs_jsonl_and_truncate(tmp_path):
+    arch = enas.zoo.get("enas_ptb")
+    log = RunLogger(tmp_path / "run")
+    for step in range(6):
+        log.arch({"step": step, "arch": arch, "reward": torch.tensor(0.5 * step), "metric": 80.0 + step})
+    lines = (tmp_path / "run" / "archs.jsonl").read_text().splitlines()  # flushed without close()
+    assert len(lines) == 6
+    rec = json.loads(lines[3])
+    assert rec == {"step": 3, "arch": str(arch), "reward": 1.5, "metric": 83.0}
+
+    with open(tmp_path / "run" / "archs.jsonl", "a") as f:
+        f.write('{"step": 6, "arch": "0 1')  # a crash in the middle of a line
+    assert log.truncate_archs(after_step=2) == 4
+    assert [r["step"] for r in log.read_archs()] == [0, 1, 2]
+    log.arch({"step": 3, "arch": "0 0", "reward": 0.0})  # appending goes on after truncation
+    log.close()
+    lines = (tmp_path / "run" / "archs.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="step"):
+        RunLogger(tmp_path / "run").arch({"arch": "0"})
+
+
+def test_scalars_text_figure_in_event_file(tmp_path):
+    with RunLogger(tmp_path) as log:
+        for step in range(3):
+            log.scalar("shared/loss", torch.tensor(2.0 - step), step)  # a 0-d tensor
+            log.scalars({"controller/reward": 0.1 * step, "valid/ppl": torch.tensor(100.0)}, step)
+        log.text("arch/derived", "line one\nline two", 2)
+        a = enas.zoo.get("enas_ptb")
+        log.figure("arch/cell", cell_figure(a.space, a), 2)
+    acc = events(tmp_path)
+    assert {"shared/loss", "controller/reward", "valid/ppl"} <= set(acc.Tags()["scalars"])
+    assert [e.value for e in acc.Scalars("shared/loss")] == [2.0, 1.0, 0.0]
+    assert [e.step for e in acc.Scalars("valid/ppl")] == [0, 1, 2]
+    assert "arch/cell" in acc.Tags()["images"]
+    assert any(t.startswith("arch/derived") for t in acc.Tags()["tensors"])
+
+
+def test_purge_step_on_resume(tmp_path):
+    with RunLogger(tmp_path) as log:
+        for step in range(6):
+            log.scalar("shared/loss", float(step), step)
+    with RunLogger(tmp_path, purge_step=3) as log:  # resumed from a checkpoint after step 2
+        for step in range(3, 5):
+            log.scalar("shared/loss", 10.0 + step, step)
+    assert [(e.step, e.value) for e in events(tmp_path).Scalars("shared/loss")] == \
+        [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0)]
+
+
+def test_writer_is_lazy_and_json_is_atomic(tmp_path):
+    log = RunLogger(tmp_path / "run")
+    arch = enas.zoo.get("enas_ptb")
+    path = log.write_json("arch.json", arch.to_json(metric=torch.tensor(56.3), how="best of 100"))
+    log.write_json("arch.json", arch.to_json(metric=55.8, how="best of 100"))  # replaces
+    log.close()
+    obj = json.loads(path.read_text())
+    assert obj["metric"] == 55.8 and enas.Arch.from_json(obj) == arch
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["arch.json"]  # no events file, no temp
+
+
+def test_cell_text_names_every_node():
+    arch = enas.zoo.get("enas_ptb")
+    text = cell_text(arch.space, arch)
+    for i in range(12):
+        assert re.search(rf"\bnode {i}\b", text), i
+    assert "node 8  = relu(node 6)" in text  # tokens 17-18 of the official arc: p8 = 6, f8 = 1
+    assert re.search(r"h_t .*mean\(node 3, node 4, node 7, node 9, node 10, node 11\)", text)
+    assert str(arch) in text
+
+
+def test_cell_figure_official_cell(tmp_path):
+    arch = enas.zoo.get("enas_ptb")
+    fig = cell_figure(arch.space, arch)
+    assert isinstance(fig, Figure)
+    fig.savefig(tmp_path / "cell.png")  # arrows are laid out at draw time: drawing must work
+    labels = {t.get_text() for t in fig.axes[0].texts}
+    assert {f"node {i}\n{a}" for i, a in [(0, "tanh"), (8, "relu"), (11, "relu")]} <= labels
+    assert (tmp_path / "cell.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("options", [{"num_nodes": 1},
+                                     {"num_nodes": 5, "first_act": "tanh", "output": "all"}])
+def test_cell_pictures_other_rnn_spaces(options):
+    space = enas.get_space("enas_rnn", **options)
+    arch = space.sample(seed=0)
+    assert "node 0" in cell_text(space, arch)
+    cell_figure(space, arch).canvas.draw()
+
+
+def test_fallback_for_spaces_without_renderer():
+    class Space:
+        name = "some_cnn"
+
+    assert cell_text(Space(), (1, 0, 2)) == "some_cnn: 1 0 2"
+    assert isinstance(cell_figure(Space(), "1 0 2"), Figure)

@@ -1,0 +1,123 @@
+"""ENAS search on the real PTB files: the run directory, exact resume, and non-finite losses."""
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import enas
+from enas.strategies.derive import derive
+from enas.strategies.enas import EnasSearch
+
+from conftest import run_cli
+
+
+def _controller_weights(run_dir):
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    return state["controller"], state["supernet"]
+
+
+def test_search_writes_the_run_directory(tiny_search_cfg, tmp_path):
+    run = tmp_path / "run"
+    search = EnasSearch.start(tiny_search_cfg, run, progress=False)
+    assert search.run() is True
+    result = derive(run, progress=False)
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["controller"]["steps"] == 3 and config["torch"] == torch.__version__
+    records = [json.loads(line) for line in (run / "archs.jsonl").read_text().splitlines()]
+    c = tiny_search_cfg
+    controller_records = [r for r in records if r["phase"] == "controller"]
+    assert len(controller_records) == c.epochs * c.controller.steps * c.controller.num_aggregate
+    assert len([r for r in records if r["phase"] == "derive"]) == c.derive_samples
+    for r in controller_records:
+        enas.Arch.parse(search.space, r["arch"])
+        bonus = c.controller.entropy_weight * r["entropy"]
+        assert r["reward"] == pytest.approx(80.0 / r["metric"] + bonus, rel=1e-5)
+
+    arch = enas.Arch.from_json(json.loads((run / "arch.json").read_text()))
+    assert arch.space == search.space
+    assert result["metric"] == min(r["metric"] for r in records if r["phase"] == "derive")
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"shared/loss", "shared/ppl", "shared/lr", "shared/throughput", "controller/reward",
+            "controller/baseline", "controller/advantage", "controller/entropy", "controller/loss",
+            "valid/ppl"} <= tags
+    assert "derive/cell" in events.Tags()["images"]
+    assert any(t.startswith("derive/arch") for t in events.Tags()["tensors"])
+    losses = [s.value for s in events.Scalars("shared/loss")]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < math.log(10000)  # learnt something
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_search_cfg, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    EnasSearch.start(tiny_search_cfg, whole, progress=False).run()
+    # stop after 4 units (mid shared phase), then after 5 more (mid controller phase), then finish
+    assert EnasSearch.start(tiny_search_cfg, parts, progress=False).run(max_units=4) is False
+    assert EnasSearch.resume(parts, progress=False).run(max_units=5) is False
+    assert EnasSearch.resume(parts, progress=False).run() is True
+
+    (ctrl_a, net_a), (ctrl_b, net_b) = _controller_weights(whole), _controller_weights(parts)
+    for key in ctrl_a:
+        assert torch.equal(ctrl_a[key], ctrl_b[key]), key
+    for key in net_a:
+        assert torch.equal(net_a[key], net_b[key]), key
+    assert derive(whole, progress=False)["arch"] == derive(parts, progress=False)["arch"]
+    lines = lambda run: [json.loads(x)["arch"] for x in (run / "archs.jsonl").read_text().splitlines()]
+    assert lines(whole) == lines(parts), "archs.jsonl holds each reward exactly once"
+
+
+def test_ctrl_c_saves_and_resume_finishes(ptb_dir, tmp_path):
+    """A real SIGINT to the CLI: exit 130 with a checkpoint; --resume ends like an uninterrupted run."""
+    sets = ["--set", "shared_steps=30", "--set", "controller.steps=3", "--set", "epochs=1",
+            "--set", "eval_max_batches=2", "--set", "log_every=1"]
+    base = ["search", "--data-dir", str(ptb_dir), "--preset", "tiny", "--quiet", *sets]
+    env_cmd = [sys.executable, "-m", "enas", *base, "--logdir", str(tmp_path / "stopped")]
+    proc = subprocess.Popen(env_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "stopped").glob("events.out.tfevents.*")):  # the loop has started
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and (tmp_path / "stopped" / "checkpoints" / "last.pt").exists()
+    state = torch.load(tmp_path / "stopped" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["shared_step"] < 30, "stopped before the end"
+
+    resumed = run_cli(*base, "--logdir", str(tmp_path / "stopped"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    whole = run_cli(*base, "--logdir", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    (ctrl_a, _), (ctrl_b, _) = _controller_weights(tmp_path / "whole"), _controller_weights(tmp_path / "stopped")
+    assert all(torch.equal(ctrl_a[k], ctrl_b[k]) for k in ctrl_a)
+
+
+def test_non_finite_loss_is_skipped_and_counted(tiny_search_cfg, tmp_path, monkeypatch):
+    search = EnasSearch.start(tiny_search_cfg, tmp_path / "run", progress=False)
+    real = search.task.train_loss
+    calls = {"n": 0}
+
+    def poisoned(model, arch=None):
+        loss, n = real(model, arch)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] in (2, 3) else loss), n
+
+    monkeypatch.setattr(search.task, "train_loss", poisoned)
+    search.run(max_units=1)
+    before = {k: v.clone() for k, v in search.supernet.state_dict().items()}
+    search.run(max_units=2)  # both poisoned steps
+    after = search.supernet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "a NaN step changed the weights"
+    assert int(search.skipped) == 2
+    search.run(max_units=1)  # a finite step moves them again
+    assert any(not torch.equal(before[k], search.supernet.state_dict()[k]) for k in before)
+    assert all(torch.isfinite(v).all() for v in search.supernet.state_dict().values())
