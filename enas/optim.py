@@ -33,14 +33,16 @@ def guarded_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, cfg: Opti
     """
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    grads = [p.grad for p in params]
-    if cfg.weight_decay:
-        torch._foreach_add_(grads, params, alpha=cfg.weight_decay)
-    norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else \
-        torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    ok = torch.isfinite(loss.detach()) & torch.isfinite(norm)
-    for g in grads:
-        torch.where(ok, g, torch.zeros((), dtype=g.dtype, device=g.device), out=g)
+    with torch.no_grad():
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
+        if cfg.weight_decay:
+            torch._foreach_add_(grads, params, alpha=cfg.weight_decay)
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else \
+            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        ok = torch.isfinite(loss.detach()) & torch.isfinite(norm)
+        zero = torch.zeros((), dtype=grads[0].dtype, device=grads[0].device)
+        for g in grads:
+            torch.where(ok, g, zero, out=g)
     optimizer.step()
     return ok

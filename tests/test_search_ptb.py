@@ -121,3 +121,20 @@ def test_non_finite_loss_is_skipped_and_counted(tiny_search_cfg, tmp_path, monke
     search.run(max_units=1)  # a finite step moves them again
     assert any(not torch.equal(before[k], search.supernet.state_dict()[k]) for k in before)
     assert all(torch.isfinite(v).all() for v in search.supernet.state_dict().values())
+
+
+def test_paper_preset_runs_at_a_small_size(ptb_dir, tmp_path):
+    """Every option the paper preset turns on (weight decay, all dropouts, hidden-norm clip, the
+    index-distance prior, lr decay) goes through one epoch of the real loop."""
+    from enas.config import apply_overrides, preset
+
+    cfg = preset("search", "ptb", "paper")
+    cfg.data_dir = str(ptb_dir)
+    cfg = apply_overrides(cfg, ["model.hidden_size=16", "shared_steps=3", "controller.steps=2",
+                                "controller.num_aggregate=3", "epochs=2", "shared.lr_decay_start=1",
+                                "eval_max_batches=1", "batch_size=8", "eval_batch_size=8", "log_every=1"])
+    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    assert search.run() is True
+    assert search.shared_opt.param_groups[0]["lr"] == pytest.approx(20.0 * 0.96)
+    assert int(search.skipped) == 0
+    assert derive(tmp_path / "run", samples=3, progress=False)["metric"] > 1
