@@ -108,7 +108,9 @@ class Controller(nn.Module):
         # decisions point at nodes that do not exist yet fails at construction, not mid-search.
         count = space.initial_anchors
         for t, d in enumerate(decisions):
-            if t > 0 and decisions[t - 1].anchor:
+            if t in space.anchor_resets:
+                count = space.initial_anchors
+            elif t > 0 and decisions[t - 1].anchor:
                 count += 1
             if isinstance(d, (Predecessor, Subset)) and d.num_options > count:
                 raise ConfigError(f"controller: {space.name} decision {d.name} refers to "
@@ -241,8 +243,19 @@ class Controller(nn.Module):
         log_target_off = math.log1p(-self.skip_target)
         x = start
         for t, (d, pos) in enumerate(zip(space.decisions, space.offsets)):
+            new_cell = t in space.anchor_resets
+            if new_cell:
+                # A new cell (official micro_controller.py samples the reduction cell with the same
+                # LSTM, carrying its state): one step reads the last decision, then the anchors
+                # restart with fresh warm-up steps for the cell inputs and the start input.
+                self._step(x, state)
+                anchors.clear()
+                anchor_keys.clear()
+                for _ in range(space.initial_anchors):
+                    add_anchor(self._step(start, state))
+                x = start
             h = self._step(x, state)  # [n, H]
-            if t > 0 and space.decisions[t - 1].anchor:
+            if t > 0 and space.decisions[t - 1].anchor and not new_cell:
                 add_anchor(h)
             if isinstance(d, Choice):
                 is_op = d.group == "op"

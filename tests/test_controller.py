@@ -313,3 +313,20 @@ def test_sample_and_log_prob_do_not_synchronise_on_cuda():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.allclose(again.log_prob, s.log_prob)
+
+
+def test_micro_reduction_cell_restarts_the_anchors(monkeypatch):
+    """The reduction cell points at its own inputs: at the reset the controller takes one step for the
+    normal cell's last decision and two warm-up steps for the new inputs, and the reduction cell's
+    first index attends over exactly two anchors."""
+    space = enas.get_space("enas_micro", num_blocks=2)
+    ctrl = Controller(space, hidden_size=8)
+    steps, widths = [0], []
+    real_step, real_stack = ctrl._step, torch.stack
+    monkeypatch.setattr(ctrl, "_step", lambda x, state: (steps.__setitem__(0, steps[0] + 1), real_step(x, state))[1])
+    monkeypatch.setattr(torch, "stack", lambda ts, dim=0: (widths.append(len(ts)), real_stack(ts, dim=dim))[1])
+    ctrl.sample(3)
+    assert steps[0] == 2 + space.num_tokens + 1 + 2
+    # keys and values are stacked once each per index decision: blocks 0 and 1 of the normal cell see
+    # 2 and 3 anchors, and so do those of the reduction cell (without the reset: 4 and 5)
+    assert widths == [2, 2, 2, 2, 3, 3, 3, 3] * 2

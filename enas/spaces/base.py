@@ -27,6 +27,9 @@ class SearchSpace:
     defaults: ClassVar[dict[str, Any]] = {}
     # Anchors that exist before any decision, e.g. the two cell inputs of a micro cell.
     initial_anchors: int = 0
+    # Decision indices where a new cell starts: a controller drops its anchors there and creates
+    # `initial_anchors` fresh ones (the micro space's reduction cell).
+    anchor_resets: tuple[int, ...] = ()
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.defaults))
