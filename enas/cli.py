@@ -93,7 +93,7 @@ def _cmd_search(a) -> int:
     else:
         if (run / "checkpoints" / "last.pt").exists():
             raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
-        cfg = preset("search", a.task, a.preset)
+        cfg = preset("search", a.task, a.preset, a.space)
         cfg.space, cfg.task, cfg.data_dir, cfg.strategy = a.space, a.task, a.data_dir, a.strategy
         cfg = apply_overrides(cfg, a.overrides)
         search = EnasSearch.start(cfg, run, progress=not a.quiet)
@@ -125,7 +125,7 @@ def _cmd_train(a) -> int:
         if (run / "checkpoints" / "last.pt").exists():
             raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
         arch = read_arch(a.arch, a.space)
-        cfg = preset("train", a.task, a.preset)
+        cfg = preset("train", a.task, a.preset, arch.space.name)
         cfg.task, cfg.data_dir = a.task, a.data_dir
         training = FinalTraining.start(arch, apply_overrides(cfg, a.overrides), run, progress=not a.quiet)
     print(f"training {training.arch.space.name} '{training.arch}': "

@@ -27,19 +27,30 @@ class ModelConfig:
     dropout_o: float = 0.0        # cell output, before the decoder
     max_hidden_norm: float = 0.0  # 0 = no clipping of the hidden state's norm
     init_range: float = 0.04
+    # image networks
+    channels: int = 20            # filters of the first layer
+    num_layers: int = 0           # micro: cells per stage N; 0 = as the space says (macro: its layers)
+    dropout: float = 0.0          # before the classifier (1 - the official keep_prob)
+    drop_path: float = 0.0        # micro: drop-path rate (1 - drop_path_keep_prob), ramped up linearly
+    aux_head: bool = False        # micro final: auxiliary head after the second reduction
+    style: str = "search"         # "search": the supernet's network; "final": the official final one
 
 
 @dataclass
 class OptimConfig:
-    """SGD with an exponential learning-rate decay, as the ENAS PTB recipes use."""
+    """SGD with a per-epoch schedule: "exp" (the ENAS PTB decay) or "cosine" (warm restarts, CIFAR)."""
 
-    lr: float = 20.0
+    lr: float = 20.0              # the initial lr ("cosine": the maximum)
+    schedule: str = "exp"
     momentum: float = 0.0
+    nesterov: bool = False
     weight_decay: float = 0.0
     grad_clip: float = 0.25       # clip the global gradient norm at this value
     lr_decay: float = 1.0         # multiply the lr by this every epoch from lr_decay_start on
     lr_decay_start: int = 0       # first epoch (0-based) whose lr is decayed
     lr_min: float = 0.0
+    lr_T0: int = 10               # cosine: epochs of the first cycle
+    lr_T_mul: int = 2             #   and the factor by which each next cycle is longer
 
 
 @dataclass
@@ -51,6 +62,8 @@ class ControllerConfig:
     tanh_constant: float = 2.5    # 0 = off
     entropy_weight: float = 1e-4
     baseline_decay: float = 0.95
+    op_tanh_reduce: float = 1.0   # micro: ops use tanh_constant / op_tanh_reduce
+    op_bias: bool = False         # micro: the official fixed op-logit bias (favours separable convs)
     num_aggregate: int = 1        # architectures whose gradients are averaged per update
     steps: int = 2000             # controller updates per epoch
     reward_c: float = 80.0        # reward = reward_c / valid_ppl
@@ -79,6 +92,9 @@ class SearchConfig:
     shared_steps: int = 0         # shared-weight steps per epoch; 0 = one pass over the training data
     derive_samples: int = 100
     log_every: int = 50
+    num_valid: int = 5000         # images: training images held out for rewards (official: 5000)
+    cutout: int = 0               # images: cutout square side (0 = off)
+    aux_weight: float = 0.4       # images: weight of the auxiliary head's loss (official micro: 0.4)
     model: ModelConfig = field(default_factory=ModelConfig)
     shared: OptimConfig = field(default_factory=OptimConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -99,6 +115,9 @@ class TrainConfig:
     eval_max_batches: int = 0     # validation / test on this many batches (0 = the whole split)
     max_steps: int = 0            # 0 = whole epochs; otherwise stop each epoch after this many steps
     log_every: int = 50
+    num_valid: int = 0            # images: held-out training images (0 = train on all, keep the last model)
+    cutout: int = 0
+    aux_weight: float = 0.4
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -184,23 +203,117 @@ def _ptb_train_tiny() -> TrainConfig:
     )
 
 
+# --- image presets (official melodyguan/enas scripts/cifar10_{macro,micro}_{search,final}.sh) ---------
+# The official loss adds l2_reg * sum(w^2), i.e. weight decay 2 * l2_reg; its gradient clip (5.0) is
+# a no-op because of a bug in utils.get_train_ops, so clipping is off here. SGD momentum 0.9 with
+# Nesterov, and a cosine schedule with warm restarts every 10, 20, 40, ... epochs, in all four.
+
+def _cosine(lr_min: float, l2: float) -> OptimConfig:
+    return OptimConfig(lr=0.05, schedule="cosine", lr_min=lr_min, lr_T0=10, lr_T_mul=2,  # child_lr_max/min/T_0/T_mul
+                       momentum=0.9, nesterov=True, weight_decay=2 * l2, grad_clip=0.0)
+
+
+def _macro_search_paper() -> SearchConfig:
+    return SearchConfig(
+        space="enas_macro", space_options={"num_layers": 12}, task="cifar10",  # child_num_layers=12
+        epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,      # a pass over 45k images
+        num_valid=5000, log_every=50, derive_samples=100,
+        model=ModelConfig(channels=36, dropout=0.1),            # out_filters 36, keep_prob 0.9
+        shared=_cosine(lr_min=0.0005, l2=0.00025),
+        controller=ControllerConfig(hidden_size=64, lr=0.001, adam_beta1=0.0,  # main.py: lstm_size=64
+                                    temperature=0.0, tanh_constant=1.5, entropy_weight=1e-4,
+                                    baseline_decay=0.99, num_aggregate=20, steps=50, reward_c=1.0,
+                                    skip_target=0.4, skip_weight=0.8, init_range=0.1),
+    )
+
+
+def _micro_search_paper() -> SearchConfig:
+    return SearchConfig(
+        space="enas_micro", space_options={"num_blocks": 5}, task="cifar10",   # child_num_cells=5
+        epochs=150, batch_size=160, eval_batch_size=160, shared_steps=0,
+        num_valid=5000, log_every=50, derive_samples=100,
+        model=ModelConfig(channels=20, num_layers=2, dropout=0.1, aux_head=True),  # 6 layers = 3 x 2
+        shared=_cosine(lr_min=0.0005, l2=1e-4),
+        controller=ControllerConfig(hidden_size=64, lr=0.0035, adam_beta1=0.0,
+                                    temperature=0.0, tanh_constant=1.10, op_tanh_reduce=2.5, op_bias=True,
+                                    entropy_weight=1e-4, baseline_decay=0.99, num_aggregate=10, steps=30,
+                                    reward_c=1.0, init_range=0.1),
+    )
+
+
+def _macro_train_paper() -> TrainConfig:
+    return TrainConfig(task="cifar10", epochs=310, batch_size=100, eval_batch_size=100, num_valid=0,
+                       model=ModelConfig(channels=96, dropout=0.5, style="final"),  # 24 layers: the arch's
+                       optim=_cosine(lr_min=0.001, l2=2e-4))
+
+
+def _micro_train_paper() -> TrainConfig:
+    return TrainConfig(task="cifar10", epochs=630, batch_size=144, eval_batch_size=100, num_valid=0,
+                       cutout=16,  # paper: "ENAS + micro search space + CutOut" (the script sets none)
+                       model=ModelConfig(channels=36, num_layers=5, dropout=0.2, drop_path=0.4,  # keep 0.8, 0.6
+                                         aux_head=True, style="final"),
+                       optim=_cosine(lr_min=0.0001, l2=2e-4))
+
+
+def _image_search_tiny(space: str) -> SearchConfig:
+    """Fashion-MNIST or CIFAR-10 in seconds on two CPU cores."""
+    return SearchConfig(
+        space=space, space_options={"num_layers": 4} if space == "enas_macro" else {"num_blocks": 2},
+        epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
+        derive_samples=6, log_every=5,
+        model=ModelConfig(channels=8, num_layers=0 if space == "enas_macro" else 1),
+        shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,
+                           weight_decay=2e-4, grad_clip=0.0),
+        controller=ControllerConfig(hidden_size=32, lr=0.0035, tanh_constant=1.5, steps=3, num_aggregate=4,
+                                    reward_c=1.0, skip_weight=0.8 if space == "enas_macro" else 0.0,
+                                    op_tanh_reduce=1.0 if space == "enas_macro" else 2.5),
+    )
+
+
+def _image_train_tiny(space: str) -> TrainConfig:
+    return TrainConfig(
+        epochs=1, batch_size=32, eval_batch_size=100, max_steps=40, eval_max_batches=3, log_every=5,
+        num_valid=0,
+        model=ModelConfig(channels=8, num_layers=0 if space == "enas_macro" else 1, style="final",
+                          aux_head=space == "enas_micro"),
+        optim=OptimConfig(lr=0.05, momentum=0.9, nesterov=True, weight_decay=2e-4, grad_clip=0.0),
+    )
+
+
 PRESETS = {
-    ("search", "ptb", "paper"): _ptb_search_paper,
-    ("search", "ptb", "tiny"): _ptb_search_tiny,
-    ("train", "ptb", "paper"): _ptb_train_paper,
-    ("train", "ptb", "tiny"): _ptb_train_tiny,
+    ("search", "ptb", "enas_rnn", "paper"): _ptb_search_paper,
+    ("search", "ptb", "enas_rnn", "tiny"): _ptb_search_tiny,
+    ("train", "ptb", "enas_rnn", "paper"): _ptb_train_paper,
+    ("train", "ptb", "enas_rnn", "tiny"): _ptb_train_tiny,
 }
+IMAGE_TASKS = ("cifar10", "fashion_mnist")
+for _task in IMAGE_TASKS:  # the CIFAR-10 recipes serve Fashion-MNIST too (its shapes come from the data)
+    PRESETS.update({
+        ("search", _task, "enas_macro", "paper"): _macro_search_paper,
+        ("search", _task, "enas_micro", "paper"): _micro_search_paper,
+        ("train", _task, "enas_macro", "paper"): _macro_train_paper,
+        ("train", _task, "enas_micro", "paper"): _micro_train_paper,
+        ("search", _task, "enas_macro", "tiny"): lambda: _image_search_tiny("enas_macro"),
+        ("search", _task, "enas_micro", "tiny"): lambda: _image_search_tiny("enas_micro"),
+        ("train", _task, "enas_macro", "tiny"): lambda: _image_train_tiny("enas_macro"),
+        ("train", _task, "enas_micro", "tiny"): lambda: _image_train_tiny("enas_micro"),
+    })
 
 
-def preset(kind: str, task: str, name: str):
-    """The preset config of `kind` ("search" or "train") for `task`."""
+def preset(kind: str, task: str, name: str, space: str = "enas_rnn"):
+    """The preset config of `kind` ("search" or "train") for `space` on `task`."""
     try:
-        return PRESETS[(kind, task, name)]()
+        cfg = PRESETS[(kind, task, space, name)]()
     except KeyError:
-        known = sorted({p for k, t, p in PRESETS if (k, t) == (kind, task)})
+        if not any(t == task for _, t, _, _ in PRESETS):
+            raise ConfigError(f"unknown task {task!r}; known: ptb, {', '.join(IMAGE_TASKS)}") from None
+        known = sorted({p for k, t, s, p in PRESETS if (k, t, s) == (kind, task, space)})
         if not known:
-            raise ConfigError(f"unknown task {task!r}") from None
-        raise ConfigError(f"unknown preset {name!r} for {task}; known: {', '.join(known)}") from None
+            spaces = sorted({s for k, t, s, _ in PRESETS if (k, t) == (kind, task)})
+            raise ConfigError(f"no presets for {space} on {task}; spaces with presets: {', '.join(spaces)}") from None
+        raise ConfigError(f"unknown preset {name!r} for {space} on {task}; known: {', '.join(known)}") from None
+    cfg.task = task
+    return cfg
 
 
 # --- dotted access ------------------------------------------------------------------------------
@@ -284,6 +397,11 @@ def validate(cfg: Any) -> None:
                 if f.name.startswith("dropout") and v >= 1:
                     raise ConfigError(f"{key} is a drop rate and must be < 1, got {v}")
     walk(cfg, "")
+    for section in (getattr(cfg, "shared", None), getattr(cfg, "optim", None)):
+        if section is not None and section.schedule not in ("exp", "cosine"):
+            raise ConfigError(f"schedule must be 'exp' or 'cosine', got {section.schedule!r}")
+    if cfg.model.style not in ("search", "final"):
+        raise ConfigError(f"model.style must be 'search' or 'final', got {cfg.model.style!r}")
     for name in ("epochs", "batch_size", "bptt", "eval_batch_size"):
         if getattr(cfg, name, 1) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")

@@ -1,6 +1,8 @@
 """SGD for shared and final weights: the learning-rate schedule and a step that skips non-finite losses."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -9,11 +11,22 @@ from .config import OptimConfig
 
 def make_sgd(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
     # Weight decay is folded into the gradient by `guarded_step`, so a skipped step changes nothing.
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
 def lr_at(cfg: OptimConfig, epoch: int) -> float:
-    """lr * decay^(epochs since lr_decay_start), floored at lr_min (ENAS PTB staircase per epoch)."""
+    """The learning rate of a (0-based) epoch.
+
+    "exp": lr * decay^(epochs since lr_decay_start), floored at lr_min (ENAS PTB, per epoch).
+    "cosine": SGDR (Loshchilov & Hutter 2017) between lr and lr_min, restarting after lr_T0 epochs,
+    then cycles lr_T_mul times longer each (official ENAS CIFAR-10 utils.get_train_ops).
+    """
+    if cfg.schedule == "cosine":
+        t, cycle = epoch, cfg.lr_T0
+        while t >= cycle:
+            t, cycle = t - cycle, cycle * cfg.lr_T_mul
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t / cycle))
     decays = max(0, epoch - cfg.lr_decay_start + 1) if cfg.lr_decay != 1.0 else 0
     return max(cfg.lr * cfg.lr_decay ** decays, cfg.lr_min)
 

@@ -54,6 +54,7 @@ class FinalTraining:
         """Train to the last epoch and return the results; None when stopped early (checkpoint saved)."""
         units, bar = 0, None
         loss_sum = torch.zeros((), device=self.device)
+        correct_sum = torch.zeros((), device=self.device)
         items, t0 = 0, time.perf_counter()
         with stop_on_interrupt() as stop:
             while self.epoch < self.cfg.epochs:
@@ -67,9 +68,13 @@ class FinalTraining:
                 if self.step == 0:
                     set_lr(self.optimizer, lr_at(self.cfg.optim, self.epoch))
                 self.model.train()
-                loss, n = self.task.train_loss(self.model)
+                if hasattr(self.model, "drop_path_progress"):  # drop-path rate ramps up over training
+                    self.model.drop_path_progress = (self.epoch + self.step / self.steps_per_epoch) / self.cfg.epochs
+                loss, n, correct = self.task.train_loss(self.model)
                 ok = guarded_step(self.optimizer, loss, self.cfg.optim)
                 loss_sum += torch.where(ok, loss.detach(), 0.0)
+                if correct is not None:
+                    correct_sum += correct
                 self.skipped += ~ok
                 items += n
                 self.step += 1
@@ -78,13 +83,15 @@ class FinalTraining:
                 if self.global_step % self.cfg.log_every == 0:
                     mean = loss_sum.item() / self.cfg.log_every
                     rate = items / (time.perf_counter() - t0)
-                    self.logger.scalars({"train/loss": mean, f"train/{self.task.metric}": self.task.metric_from_loss(mean),
+                    metric = self.task.window_metric(mean, correct_sum.item(), items)
+                    self.logger.scalars({"train/loss": mean, f"train/{self.task.metric}": metric,
                                          "train/lr": self.optimizer.param_groups[0]["lr"],
                                          "train/throughput": rate, "train/skipped_steps": self.skipped},
                                         self.global_step)
                     if bar:
                         bar.set_postfix_str(f"loss {mean:.3f}  {rate:,.0f} {self.task.unit}/s")
                     loss_sum.zero_()
+                    correct_sum.zero_()
                     items, t0 = 0, time.perf_counter()
                 if bar:
                     bar.update()
@@ -94,23 +101,27 @@ class FinalTraining:
         return self._finish()
 
     def _end_epoch(self) -> None:
-        metric = self.task.evaluate(self.model, None, "valid", self.cfg.eval_max_batches)
-        self.logger.scalars({f"valid/{self.task.metric}": metric, "epoch": self.epoch + 1}, self.global_step)
-        if self.progress:
-            tqdm.write(f"epoch {self.epoch + 1:4d}  valid {self.task.metric} {metric:8.2f}")
-        if self._better(metric):
-            self.best = {"epoch": self.epoch + 1, "metric": metric,
-                         "state": copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})}
+        if self.task.has_valid:  # otherwise (official image recipe) the last model is the one kept
+            metric = self.task.evaluate(self.model, None, "valid", self.cfg.eval_max_batches)
+            self.logger.scalars({f"valid/{self.task.metric}": metric, "epoch": self.epoch + 1}, self.global_step)
+            if self.progress:
+                tqdm.write(f"epoch {self.epoch + 1:4d}  valid {self.task.metric} {metric:8.4g}")
+            if self._better(metric):
+                self.best = {"epoch": self.epoch + 1, "metric": metric,
+                             "state": copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})}
         self.epoch, self.step = self.epoch + 1, 0
         self.save()
 
     def _finish(self) -> dict:
-        self.model.load_state_dict(self.best["state"])
+        if self.best is not None:
+            self.model.load_state_dict(self.best["state"])
+        kept = self.best["epoch"] if self.best else self.epoch
         test = self.task.evaluate(self.model, None, "test", self.cfg.eval_max_batches)
         m = self.task.metric
         self.logger.scalar(f"test/{m}", test, self.global_step)
-        result = {"space": self.arch.space.name, "arch": str(self.arch), f"valid_{m}": self.best["metric"],
-                  f"test_{m}": test, "best_epoch": self.best["epoch"], "parameters": count_parameters(self.model),
+        result = {"space": self.arch.space.name, "arch": str(self.arch),
+                  f"valid_{m}": self.best["metric"] if self.best else None, f"test_{m}": test,
+                  "epoch_kept": kept, "parameters": count_parameters(self.model),
                   "steps": self.global_step, "skipped_steps": int(self.skipped)}
         self.logger.write_json("results.json", result)
         self.logger.close()

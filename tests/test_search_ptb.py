@@ -107,9 +107,9 @@ def test_non_finite_loss_is_skipped_and_counted(tiny_search_cfg, tmp_path, monke
     calls = {"n": 0}
 
     def poisoned(model, arch=None):
-        loss, n = real(model, arch)
+        loss, n, correct = real(model, arch)
         calls["n"] += 1
-        return (loss * float("nan") if calls["n"] in (2, 3) else loss), n
+        return (loss * float("nan") if calls["n"] in (2, 3) else loss), n, correct
 
     monkeypatch.setattr(search.task, "train_loss", poisoned)
     search.run(max_units=1)

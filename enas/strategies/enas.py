@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .. import checkpoint as ckpt
 from ..arch import Arch
 from ..config import SearchConfig, from_dict, to_dict
-from ..controller import Controller
+from ..controller import MICRO_OP_BIAS, Controller
 from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger
 from ..nn import build_supernet
@@ -43,6 +43,8 @@ class EnasSearch:
         c = cfg.controller
         self.controller = Controller(self.space, hidden_size=c.hidden_size, temperature=c.temperature or None,
                                      tanh_constant=c.tanh_constant or None, init_range=c.init_range,
+                                     op_tanh_reduce=c.op_tanh_reduce,
+                                     op_bias=MICRO_OP_BIAS if c.op_bias else None,
                                      skip_target=c.skip_target,
                                      index_distance_penalty=c.index_distance_penalty or None,
                                      scale_index_input=c.scale_index_input).to(self.device)
@@ -107,11 +109,13 @@ class EnasSearch:
         self.supernet.train()
         with torch.no_grad():
             arch = self.controller.sample(1).tokens[0]  # [L], stays on the device
-        loss, items = self.task.train_loss(self.supernet, arch)
+        loss, items, correct = self.task.train_loss(self.supernet, arch)
         ok = guarded_step(self.shared_opt, loss, cfg.shared)
         w = self._window
         w["loss"] += torch.where(ok, loss.detach(), 0.0)
         w["ok"] += ok
+        if correct is not None:
+            w["correct"] += correct
         self.skipped += ~ok
         w["items"] += items
         self.shared_step += 1
@@ -163,14 +167,15 @@ class EnasSearch:
     # --- logging ----------------------------------------------------------------------------
     def _new_window(self) -> dict:
         z = torch.zeros((), device=self.device)
-        return {"loss": z.clone(), "ok": z.clone(), "items": 0, "time": time.perf_counter()}
+        return {"loss": z.clone(), "ok": z.clone(), "correct": z.clone(), "items": 0, "time": time.perf_counter()}
 
     def _log_shared(self) -> None:
         w, self._window = self._window, self._new_window()
         loss = (w["loss"] / w["ok"].clamp(min=1)).item()  # the one host sync, at log time
         seconds = time.perf_counter() - w["time"]
         m = self.task.metric
-        self.logger.scalars({"shared/loss": loss, f"shared/{m}": self.task.metric_from_loss(loss),
+        metric = self.task.window_metric(loss, w["correct"].item(), w["items"])
+        self.logger.scalars({"shared/loss": loss, f"shared/{m}": metric,
                              "shared/lr": self.shared_opt.param_groups[0]["lr"],
                              "shared/throughput": w["items"] / max(seconds, 1e-9),
                              "shared/skipped_steps": self.skipped}, self.global_step)

@@ -14,4 +14,9 @@ def make_task(cfg, device: torch.device):
         controller = getattr(cfg, "controller", None)
         return PTBTask(cfg.data_dir, device, cfg.batch_size, cfg.bptt, cfg.eval_batch_size,
                        reward_c=controller.reward_c if controller else 80.0)
-    raise ConfigError(f"unknown task {cfg.task!r}; known: ptb")
+    if cfg.task in ("cifar10", "fashion_mnist"):
+        from .image_task import ImageTask
+
+        return ImageTask(cfg.task, cfg.data_dir, device, cfg.batch_size, cfg.eval_batch_size,
+                         num_valid=cfg.num_valid, cutout=cfg.cutout, aux_weight=cfg.aux_weight, seed=cfg.seed)
+    raise ConfigError(f"unknown task {cfg.task!r}; known: ptb, cifar10, fashion_mnist")

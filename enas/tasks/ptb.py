@@ -201,6 +201,7 @@ class PTBTask:
     """
 
     name = "ptb"
+    has_valid = True
     metric = "ppl"
     higher_is_better = False
     unit = "tokens"
@@ -229,8 +230,8 @@ class PTBTask:
         return (len(self.train_data) - 1) // self.bptt
 
     # --- training ---------------------------------------------------------------------------
-    def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-        """Mean cross-entropy of the next training batch [bptt, B]; returns (loss, tokens)."""
+    def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None):
+        """Mean cross-entropy of the next training batch [bptt, B]; returns (loss, tokens, None)."""
         if self.train_pos + 1 >= len(self.train_data) - 1:
             self.train_pos, self.hidden = 0, None  # a new pass over the stream starts from zeros
         x, y = get_batch(self.train_data, self.train_pos, self.bptt)
@@ -238,7 +239,7 @@ class PTBTask:
         hidden = None if self.hidden is None else self.hidden.detach()
         logits, self.hidden = _forward(model, x, hidden, arch)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        return loss, y.numel()
+        return loss, y.numel(), None
 
     # --- rewards ----------------------------------------------------------------------------
     def next_reward_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,8 +270,9 @@ class PTBTask:
         return torch.nan_to_num(self.reward_c / ppl, nan=0.0, posinf=0.0)
 
     @staticmethod
-    def metric_from_loss(loss: float) -> float:
-        return math.exp(min(loss, 50.0))
+    def window_metric(mean_loss: float, metric_sum: float, items: int) -> float:
+        """Perplexity of a window of training steps, from their mean loss."""
+        return math.exp(min(mean_loss, 50.0))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, arch: torch.Tensor | None = None, split: str = "valid",

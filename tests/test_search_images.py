@@ -1,0 +1,65 @@
+"""ENAS search on images: tiny search + derive + final training on the real Fashion-MNIST files
+for both CNN spaces, and a search on a CIFAR-10 fixture in the real format."""
+import json
+
+import pytest
+import torch
+
+import enas
+from enas.config import apply_overrides, preset
+from enas.strategies.derive import derive
+from enas.strategies.enas import EnasSearch
+from enas.tasks import images
+from enas.train import FinalTraining
+
+from conftest import SHARED_DATA
+from test_image_data import write_cifar_fixture
+
+FASHION = SHARED_DATA / "fashion-mnist"
+
+
+@pytest.mark.parametrize("space", ["enas_macro", "enas_micro"])
+def test_fashion_mnist_search_derive_train(space, tmp_path):
+    cfg = preset("search", "fashion_mnist", "tiny", space)
+    cfg.data_dir = str(FASHION)
+    run = tmp_path / "search"
+    search = EnasSearch.start(cfg, run, progress=False)
+    assert search.run() is True
+    derived = derive(run, progress=False)
+    records = [json.loads(x) for x in (run / "archs.jsonl").read_text().splitlines()]
+    assert len([r for r in records if r["phase"] == "controller"]) == \
+        cfg.epochs * cfg.controller.steps * cfg.controller.num_aggregate
+    assert all(0.0 <= r["metric"] <= 1.0 for r in records)
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"shared/acc", "shared/loss", "controller/reward", "valid/acc"} <= tags
+    assert ("controller/skip_rate" in tags) == (space == "enas_macro")
+
+    arch = enas.Arch.from_json(derived)
+    train_cfg = preset("train", "fashion_mnist", "tiny", space)
+    train_cfg.data_dir = str(FASHION)
+    result = FinalTraining.start(arch, train_cfg, tmp_path / "final", progress=False).run()
+    assert result["steps"] == train_cfg.max_steps and result["parameters"] > 1000
+    assert result["test_acc"] > 0.15, "40 steps of a real network beat chance (0.1) on Fashion-MNIST"
+
+
+def test_cifar10_fixture_search_and_resume(tmp_path, monkeypatch):
+    md5 = write_cifar_fixture(tmp_path / "cifar")
+    # the fixture's own md5s stand in for the official ones (load_cifar10's `checksums` default)
+    monkeypatch.setattr(images.load_cifar10, "__defaults__",
+                        tuple(md5 if isinstance(d, dict) else d for d in images.load_cifar10.__defaults__))
+    cfg = preset("search", "cifar10", "tiny", "enas_micro")
+    cfg.data_dir = str(tmp_path / "cifar")
+    cfg = apply_overrides(cfg, ["num_valid=20", "batch_size=16", "eval_batch_size=20", "shared_steps=3",
+                                "controller.steps=2", "controller.num_aggregate=2", "epochs=2"])
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    EnasSearch.start(cfg, whole, progress=False).run()
+    assert EnasSearch.start(cfg, parts, progress=False).run(max_units=4) is False
+    assert EnasSearch.resume(parts, progress=False).run() is True
+    a = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(parts / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(a["controller"][k], b["controller"][k]) for k in a["controller"])
+    assert all(torch.equal(a["supernet"][k], b["supernet"][k]) for k in a["supernet"])
