@@ -97,7 +97,11 @@ def _cmd_search(a) -> int:
         cfg.space, cfg.task, cfg.data_dir, cfg.strategy = a.space, a.task, a.data_dir, a.strategy
         cfg = apply_overrides(cfg, a.overrides)
         search = EnasSearch.start(cfg, run, progress=not a.quiet)
-    if not search.run():
+    finished = search.run()
+    search.dist.close()
+    if not search.dist.is_main:
+        return 0 if finished else EXIT_INTERRUPTED
+    if not finished:
         print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"search done: {run}  (next: enas derive {run})")

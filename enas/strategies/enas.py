@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .. import checkpoint as ckpt
 from ..arch import Arch
 from ..config import SearchConfig, from_dict, to_dict
+from ..errors import ConfigError
 from ..controller import MICRO_OP_BIAS, Controller
 from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger
@@ -27,18 +28,23 @@ from ..optim import guarded_step, lr_at, make_sgd, set_lr
 from ..spaces import Subset, get_space
 from ..tasks import make_task
 from .common import resolve_device, run_header, seed_everything
+from .distributed import Distributed, NullLogger
 
 
 class EnasSearch:
     """Owns the supernet, the controller, their optimisers and the run directory."""
 
     def __init__(self, cfg: SearchConfig, run_dir: str | Path, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
-        seed_everything(cfg.seed)
-        self.device = resolve_device(cfg.device)
+        self.dist = Distributed()
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress and self.dist.is_main
+        seed_everything(cfg.seed)  # the same initial weights on every rank
+        self.device = self.dist.device(resolve_device(cfg.device))
         self.space = get_space(cfg.space, **cfg.space_options)
-        self.task = make_task(cfg, self.device)
+        if self.dist.enabled and cfg.task == "ptb":
+            raise ConfigError("data-parallel search runs on the image tasks; PTB searches on one device")
+        self.task = make_task(cfg, self.device, rank=self.dist.rank)
         self.supernet = build_supernet(self.space, **self.task.model_kwargs(cfg.model)).to(self.device)
+        self.shared_model = self.dist.wrap(self.supernet)  # DistributedDataParallel under torchrun
         self.shared_opt = make_sgd(self.supernet, cfg.shared)
         c = cfg.controller
         self.controller = Controller(self.space, hidden_size=c.hidden_size, temperature=c.temperature or None,
@@ -59,7 +65,7 @@ class EnasSearch:
         self.skipped = torch.zeros((), dtype=torch.long, device=self.device)
         self._window = self._new_window()
         self._records: list = []
-        self.logger = RunLogger(self.run_dir)
+        self.logger = RunLogger(self.run_dir) if self.dist.is_main else NullLogger()
 
     # --- the loop ---------------------------------------------------------------------------
     @property
@@ -95,10 +101,14 @@ class EnasSearch:
                 units += 1
                 if bar:
                     bar.update()
-                if stop or (max_units is not None and units >= max_units):
+                if self.dist.any(bool(stop)) or (max_units is not None and units >= max_units):
                     self.save()
                     return False
         self.save()
+        if self.dist.enabled:
+            sums = self.dist.checksums(self.supernet)
+            self.logger.write_json("distributed.json", {"world_size": self.dist.world, "weight_checksums": sums,
+                                                        "in_sync": len(set(sums)) == 1})
         self.logger.flush()
         return True
 
@@ -107,9 +117,13 @@ class EnasSearch:
         if self.step == 0:
             set_lr(self.shared_opt, lr_at(cfg.shared, self.epoch))
         self.supernet.train()
-        with torch.no_grad():
-            arch = self.controller.sample(1).tokens[0]  # [L], stays on the device
-        loss, items, correct = self.task.train_loss(self.supernet, arch)
+        if self.dist.is_main:
+            with torch.no_grad():
+                arch = self.controller.sample(1).tokens[0]  # [L], stays on the device
+        else:
+            arch = torch.empty(self.space.num_tokens, dtype=torch.long, device=self.device)
+        arch = self.dist.broadcast_arch(arch)
+        loss, items, correct = self.task.train_loss(self.shared_model, arch)
         ok = guarded_step(self.shared_opt, loss, cfg.shared)
         w = self._window
         w["loss"] += torch.where(ok, loss.detach(), 0.0)
@@ -124,6 +138,9 @@ class EnasSearch:
 
     def _controller_step(self) -> None:
         c = self.cfg.controller
+        if not self.dist.is_main:  # the controller lives on rank 0; the others wait for the next arch
+            self.controller_step += 1
+            return
         self.controller.train()
         sample = self.controller.sample(c.num_aggregate)               # tokens [n, L], log_prob [n]
         batch = self.task.next_reward_batch()
@@ -153,6 +170,9 @@ class EnasSearch:
             }, self.global_step)
 
     def _end_epoch(self) -> None:
+        if not self.dist.is_main:
+            self.epoch, self.phase, self.step = self.epoch + 1, "shared", 0
+            return
         self._flush_records()
         with torch.no_grad():
             arch = self.controller.sample(1, greedy=True).tokens[0]
@@ -200,6 +220,8 @@ class EnasSearch:
         }
 
     def save(self) -> None:
+        if not self.dist.is_main:
+            return
         self._flush_records()
         ckpt.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict())
 
