@@ -179,8 +179,9 @@ class EnasSearch:
         valid = self.task.evaluate(self.supernet, arch, "valid", self.cfg.eval_max_batches)
         self.logger.scalars({f"valid/{self.task.metric}": valid, "epoch": self.epoch + 1}, self.global_step)
         self.logger.text("controller/most_likely", str(Arch(self.space, arch.tolist())), self.global_step)
-        tqdm.write(f"epoch {self.epoch + 1:3d}  valid {self.task.metric} {valid:8.2f}  "
-                   f"(most likely architecture on the shared weights)") if self.progress else None
+        if self.progress:
+            tqdm.write(f"epoch {self.epoch + 1:3d}  valid {self.task.metric} {valid:8.4g}  "
+                       f"(most likely architecture on the shared weights)")
         self.epoch, self.phase, self.step = self.epoch + 1, "shared", 0
         self.save()
 
