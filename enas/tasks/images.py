@@ -19,7 +19,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .download import download
 from ..errors import ConfigError, DataError
 
 try:
@@ -268,24 +268,7 @@ def _parse_cifar_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]
 
 
 def _download(url: str, dest: Path, md5: str | None) -> None:
-    """Stream `url` into a temporary file next to `dest`, check its md5, fsync, then rename into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            while chunk := resp.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if md5 is not None and digest.hexdigest() != md5:
-            raise DataError(f"downloaded {dest.name} from {url}: md5 checksum does not match "
-                            f"(got {digest.hexdigest()}, expected {md5})")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    download(url, dest, "md5", md5, DOWNLOAD_TIMEOUT_S)
 
 
 # ------------------------------------------------------------------------------------------- Fashion-MNIST

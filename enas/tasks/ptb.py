@@ -14,7 +14,6 @@ import hashlib
 import math
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .download import download
 from ..errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
@@ -121,24 +121,7 @@ def locate_files(data_dir: str | os.PathLike | None, download: bool = True,
 
 
 def _download(url: str, dest: Path) -> None:
-    """Stream `url` into a temporary file next to `dest`, check its sha256, then rename into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            while chunk := resp.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != SHA256[dest.name]:
-            raise DataError(f"downloaded {dest.name} from {url}: sha256 checksum does not match "
-                            f"(got {digest.hexdigest()[:12]}..., expected {SHA256[dest.name][:12]}...)")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    download(url, dest, "sha256", SHA256[dest.name], DOWNLOAD_TIMEOUT_S)
 
 
 def _read_verified(path: Path) -> str:
