@@ -29,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--task", default="ptb")
     s.add_argument("--data-dir", default="")
     s.add_argument("--logdir", required=True, help="the run directory")
-    s.add_argument("--strategy", default="enas", choices=["enas"])
+    s.add_argument("--strategy", default="enas", choices=["enas", "nas", "random"],
+                   help="enas: weight sharing + controller; nas: every child from scratch; "
+                        "random: uniform archs (with weight sharing unless --set weight_sharing=false)")
+    s.add_argument("--executor", default=None, choices=["local", "ray"], help="nas / random: where children train")
+    s.add_argument("--workers", type=int, default=None, help="local executor: worker processes")
     s.add_argument("--preset", default="paper")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config field by its dotted name, e.g. controller.lr=3.5e-4")
@@ -51,6 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--quiet", action="store_true")
+
+    c = sub.add_parser("compare", help="enas, nas and random search under one budget, several seeds")
+    c.add_argument("--space", default="enas_rnn")
+    c.add_argument("--task", default="ptb")
+    c.add_argument("--data-dir", default="")
+    c.add_argument("--budget", type=float, required=True, help="search seconds per strategy and seed")
+    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--logdir", required=True)
+    c.add_argument("--preset", default="tiny")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="search config fields for every strategy")
+    c.add_argument("--train-set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="final-training config fields, the same for every strategy")
+    c.add_argument("--quiet", action="store_true")
 
     sub.add_parser("spaces", help="the registered search spaces, their decisions and sizes")
     return p
@@ -85,26 +103,32 @@ def read_arch(text: str, space_name: str | None):
 
 def _cmd_search(a) -> int:
     from .config import apply_overrides, preset
-    from .strategies.enas import EnasSearch
+    from .strategies import resume_search, start_search
 
     run = Path(a.logdir)
+    extra = [f"executor={a.executor}"] * bool(a.executor) + [f"workers={a.workers}"] * (a.workers is not None)
     if a.resume:
-        search = EnasSearch.resume(run, a.overrides, progress=not a.quiet)
+        search = resume_search(run, a.overrides + extra, progress=not a.quiet)
     else:
         if (run / "checkpoints" / "last.pt").exists():
             raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
         cfg = preset("search", a.task, a.preset, a.space)
         cfg.space, cfg.task, cfg.data_dir, cfg.strategy = a.space, a.task, a.data_dir, a.strategy
-        cfg = apply_overrides(cfg, a.overrides)
-        search = EnasSearch.start(cfg, run, progress=not a.quiet)
+        cfg = apply_overrides(cfg, a.overrides + extra)
+        search = start_search(cfg, run, progress=not a.quiet)
     finished = search.run()
-    search.dist.close()
-    if not search.dist.is_main:
-        return 0 if finished else EXIT_INTERRUPTED
+    dist = getattr(search, "dist", None)
+    if dist is not None:
+        dist.close()
+        if not dist.is_main:
+            return 0 if finished else EXIT_INTERRUPTED
+    if finished and hasattr(search, "finish"):
+        search.finish()
     if not finished:
         print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"search done: {run}  (next: enas derive {run})")
+    nxt = f"enas derive {run}" if hasattr(search, "supernet") else f"enas train --arch {run}/arch.json ..."
+    print(f"search done: {run}  (next: {nxt})")
     return 0
 
 
@@ -142,6 +166,18 @@ def _cmd_train(a) -> int:
     return 0
 
 
+def _cmd_compare(a) -> int:
+    from .strategies.compare import compare
+
+    if a.budget <= 0 or a.seeds < 1:
+        raise ConfigError("--budget must be > 0 seconds and --seeds >= 1")
+    if Path(a.logdir, "comparison.md").exists():
+        raise CheckpointError(f"{a.logdir} already holds a comparison; choose another --logdir")
+    print(compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, a.overrides,
+                  a.train_overrides, progress=not a.quiet))
+    return 0
+
+
 def _cmd_spaces(a) -> int:
     from .spaces import get_space, list_spaces
 
@@ -154,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         a = _parser().parse_args(argv)
         return {"search": _cmd_search, "derive": _cmd_derive, "train": _cmd_train,
-                "spaces": _cmd_spaces}[a.command](a)
+                "compare": _cmd_compare, "spaces": _cmd_spaces}[a.command](a)
     except EnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -95,6 +95,16 @@ class SearchConfig:
     num_valid: int = 5000         # images: training images held out for rewards (official: 5000)
     cutout: int = 0               # images: cutout square side (0 = off)
     aux_weight: float = 0.4       # images: weight of the auxiliary head's loss (official micro: 0.4)
+    # full NAS and random search without weight sharing (strategies "nas", "random")
+    weight_sharing: bool = True   # random: train a supernet on uniform archs (Li & Talwalkar) or not
+    nas_updates: int = 10         # controller updates, each over controller.num_aggregate children
+    child_epochs: int = 1         # training budget of every child, from scratch
+    child_max_steps: int = 0      # cap on a child's steps per epoch (0 = whole epochs)
+    executor: str = "local"       # where children train: "local" or "ray"
+    workers: int = 1              # local: worker processes (1 = in this process)
+    ray_address: str = ""         # ray: "" starts a local instance, "auto" joins `ray start`
+    cpus_per_child: float = 1.0
+    gpus_per_child: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
     shared: OptimConfig = field(default_factory=OptimConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)

@@ -20,6 +20,7 @@ from .logger import RunLogger, cell_figure, cell_text
 from .nn import build_child
 from .optim import guarded_step, lr_at, make_sgd, set_lr
 from .strategies.common import resolve_device, run_header, seed_everything
+from .strategies.distributed import NullLogger
 from .tasks import make_task
 
 
@@ -28,8 +29,10 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 class FinalTraining:
-    def __init__(self, arch: Arch, cfg: TrainConfig, run_dir: str | Path, progress: bool = True):
-        self.arch, self.cfg, self.run_dir, self.progress = arch, cfg, Path(run_dir), progress
+    def __init__(self, arch: Arch, cfg: TrainConfig, run_dir: str | Path | None, progress: bool = True):
+        """run_dir None: nothing is written (a child of full NAS, trained in a worker)."""
+        self.arch, self.cfg, self.progress = arch, cfg, progress
+        self.run_dir = None if run_dir is None else Path(run_dir)
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.task = make_task(cfg, self.device)
@@ -37,8 +40,9 @@ class FinalTraining:
         self.optimizer = make_sgd(self.model, cfg.optim)
         self.epoch = self.step = self.global_step = 0
         self.best: dict | None = None          # {"epoch", "metric", "state"}
+        self.history: list[float] = []         # the validation metric after each epoch
         self.skipped = torch.zeros((), dtype=torch.long, device=self.device)
-        self.logger = RunLogger(self.run_dir)
+        self.logger = RunLogger(self.run_dir) if self.run_dir is not None else NullLogger()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -50,8 +54,9 @@ class FinalTraining:
             return True
         return metric > self.best["metric"] if self.task.higher_is_better else metric < self.best["metric"]
 
-    def run(self, max_units: int | None = None) -> dict | None:
-        """Train to the last epoch and return the results; None when stopped early (checkpoint saved)."""
+    def run(self, max_units: int | None = None, test: bool = True) -> dict | None:
+        """Train to the last epoch and return the results (with the test metric unless test=False);
+        None when stopped early (checkpoint saved)."""
         units, bar = 0, None
         loss_sum = torch.zeros((), device=self.device)
         correct_sum = torch.zeros((), device=self.device)
@@ -98,11 +103,12 @@ class FinalTraining:
                 if stop or (max_units is not None and units >= max_units):
                     self.save()
                     return None
-        return self._finish()
+        return self._finish(test)
 
     def _end_epoch(self) -> None:
         if self.task.has_valid:  # otherwise (official image recipe) the last model is the one kept
             metric = self.task.evaluate(self.model, None, "valid", self.cfg.eval_max_batches)
+            self.history.append(metric)
             self.logger.scalars({f"valid/{self.task.metric}": metric, "epoch": self.epoch + 1}, self.global_step)
             if self.progress:
                 tqdm.write(f"epoch {self.epoch + 1:4d}  valid {self.task.metric} {metric:8.4g}")
@@ -112,23 +118,26 @@ class FinalTraining:
         self.epoch, self.step = self.epoch + 1, 0
         self.save()
 
-    def _finish(self) -> dict:
+    def _finish(self, with_test: bool = True) -> dict:
         if self.best is not None:
             self.model.load_state_dict(self.best["state"])
         kept = self.best["epoch"] if self.best else self.epoch
-        test = self.task.evaluate(self.model, None, "test", self.cfg.eval_max_batches)
+        test = self.task.evaluate(self.model, None, "test", self.cfg.eval_max_batches) if with_test else None
         m = self.task.metric
-        self.logger.scalar(f"test/{m}", test, self.global_step)
+        if with_test:
+            self.logger.scalar(f"test/{m}", test, self.global_step)
         result = {"space": self.arch.space.name, "arch": str(self.arch),
                   f"valid_{m}": self.best["metric"] if self.best else None, f"test_{m}": test,
                   "epoch_kept": kept, "parameters": count_parameters(self.model),
-                  "steps": self.global_step, "skipped_steps": int(self.skipped)}
+                  "steps": self.global_step, "skipped_steps": int(self.skipped), f"valid_{m}_per_epoch": self.history}
         self.logger.write_json("results.json", result)
         self.logger.close()
         return result
 
     # --- checkpoints ------------------------------------------------------------------------
     def save(self) -> None:
+        if self.run_dir is None:
+            return
         ckpt.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", {
             "config": to_dict(self.cfg), "arch": self.arch.to_json(), "epoch": self.epoch, "step": self.step,
             "global_step": self.global_step, "best": self.best, "skipped": self.skipped.cpu(),

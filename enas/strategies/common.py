@@ -37,3 +37,17 @@ def run_header(config: dict) -> dict:
     return {"config": config, "enas": __version__, "torch": torch.__version__,
             "python": sys.version.split()[0], "platform": platform.platform(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def make_controller(space, c, device: torch.device):
+    """The LSTM policy and its Adam optimiser from a ControllerConfig (OFF utils.get_train_ops: Adam
+    with beta1 = 0 and eps 1e-3 for the controller)."""
+    from ..controller import MICRO_OP_BIAS, Controller
+
+    controller = Controller(space, hidden_size=c.hidden_size, temperature=c.temperature or None,
+                            tanh_constant=c.tanh_constant or None, init_range=c.init_range,
+                            op_tanh_reduce=c.op_tanh_reduce, op_bias=MICRO_OP_BIAS if c.op_bias else None,
+                            skip_target=c.skip_target, index_distance_penalty=c.index_distance_penalty or None,
+                            scale_index_input=c.scale_index_input).to(device)
+    optimizer = torch.optim.Adam(controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999), eps=1e-3)
+    return controller, optimizer

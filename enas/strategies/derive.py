@@ -9,16 +9,15 @@ import torch
 
 from ..arch import Arch
 from ..logger import cell_figure, cell_text
-from .enas import EnasSearch
+from .random import load_search
 
 
 def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict:
     """Writes RUN/arch.json ({"space", "options", "arch", "metric", "how"}) and returns it."""
-    search = EnasSearch.load(run_dir, progress=progress)
+    search = load_search(run_dir, progress=progress)
     n = samples or search.cfg.derive_samples
     torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
-    with torch.no_grad():
-        tokens = search.controller.sample(n).tokens                         # [n, L]
+    tokens = search.candidates(n)                                          # [n, L]
     batch = search.task.first_reward_batch()
     metric = torch.stack([search.task.score(search.supernet, t, batch) for t in tokens])  # [n]
     reward = search.task.reward(metric)
@@ -29,7 +28,7 @@ def derive(run_dir: str | Path, samples: int | None = None, progress: bool = Tru
                             "arch": str(a), "reward": r, "metric": m})
     result = archs[best].to_json(
         metric=float(metric[best]), metric_name=search.task.metric,
-        how=f"best of {n} architectures sampled from the controller, scored on the shared weights "
+        how=f"best of {n} architectures {search.candidates_from}, scored on the shared weights "
             f"on the first validation batch")
     search.logger.write_json("arch.json", result)
     search.logger.text("derive/arch", cell_text(search.space, archs[best]), search.global_step)

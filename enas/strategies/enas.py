@@ -20,14 +20,13 @@ from .. import checkpoint as ckpt
 from ..arch import Arch
 from ..config import SearchConfig, from_dict, to_dict
 from ..errors import ConfigError
-from ..controller import MICRO_OP_BIAS, Controller
 from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger
 from ..nn import build_supernet
 from ..optim import guarded_step, lr_at, make_sgd, set_lr
 from ..spaces import Subset, get_space
 from ..tasks import make_task
-from .common import resolve_device, run_header, seed_everything
+from .common import make_controller, resolve_device, run_header, seed_everything
 from .distributed import Distributed, NullLogger
 
 
@@ -46,17 +45,7 @@ class EnasSearch:
         self.supernet = build_supernet(self.space, **self.task.model_kwargs(cfg.model)).to(self.device)
         self.shared_model = self.dist.wrap(self.supernet)  # DistributedDataParallel under torchrun
         self.shared_opt = make_sgd(self.supernet, cfg.shared)
-        c = cfg.controller
-        self.controller = Controller(self.space, hidden_size=c.hidden_size, temperature=c.temperature or None,
-                                     tanh_constant=c.tanh_constant or None, init_range=c.init_range,
-                                     op_tanh_reduce=c.op_tanh_reduce,
-                                     op_bias=MICRO_OP_BIAS if c.op_bias else None,
-                                     skip_target=c.skip_target,
-                                     index_distance_penalty=c.index_distance_penalty or None,
-                                     scale_index_input=c.scale_index_input).to(self.device)
-        # OFF utils.get_train_ops: Adam with beta1 = 0 (and eps 1e-3) for the controller
-        self.ctrl_opt = torch.optim.Adam(self.controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999),
-                                         eps=1e-3)
+        self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, self.device)
         self.has_skips = any(isinstance(d, Subset) for d in self.space.decisions)
         self.baseline: torch.Tensor | None = None
         # cursor and counters (all in the checkpoint)
@@ -77,13 +66,36 @@ class EnasSearch:
     def shared_steps(self) -> int:
         return self.cfg.shared_steps or self.task.steps_per_epoch
 
-    def run(self, max_units: int | None = None) -> bool:
-        """Run to the last epoch; True when finished, False when stopped (Ctrl-C or max_units)."""
+    @property
+    def controller_steps(self) -> int:
+        return self.cfg.controller.steps
+
+    # where architectures come from (random search overrides these three)
+    def shared_arch(self) -> torch.Tensor:
+        """The architecture of the next shared step, [L] on the device."""
+        with torch.no_grad():
+            return self.controller.sample(1).tokens[0]
+
+    def epoch_arch(self) -> torch.Tensor:
+        """The architecture validated at the end of an epoch: the controller's most likely one."""
+        with torch.no_grad():
+            return self.controller.sample(1, greedy=True).tokens[0]
+
+    candidates_from = "sampled from the controller"
+
+    def candidates(self, n: int) -> torch.Tensor:
+        """n architectures [n, L] for derive to score on the shared weights."""
+        with torch.no_grad():
+            return self.controller.sample(n).tokens
+
+    def run(self, max_units: int | None = None, deadline: float | None = None) -> bool:
+        """Run to the last epoch; True when finished, False when stopped (Ctrl-C, max_units, or the
+        time.monotonic() deadline of a budgeted comparison)."""
         units, bar = 0, None
         with stop_on_interrupt() as stop:
             while self.epoch < self.cfg.epochs:
                 if bar is None and self.progress:
-                    bar = tqdm(total=self.shared_steps + self.cfg.controller.steps, leave=False,
+                    bar = tqdm(total=self.shared_steps + self.controller_steps, leave=False,
                                desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
                                initial=self.step + (self.shared_steps if self.phase == "controller" else 0))
                 if self.phase == "shared" and self.step < self.shared_steps:
@@ -91,7 +103,7 @@ class EnasSearch:
                 elif self.phase == "shared":
                     self.phase, self.step = "controller", 0
                     continue
-                elif self.step < self.cfg.controller.steps:
+                elif self.step < self.controller_steps:
                     self._controller_step()
                 else:
                     self._end_epoch()
@@ -101,7 +113,8 @@ class EnasSearch:
                 units += 1
                 if bar:
                     bar.update()
-                if self.dist.any(bool(stop)) or (max_units is not None and units >= max_units):
+                over = deadline is not None and time.monotonic() >= deadline
+                if self.dist.any(bool(stop)) or over or (max_units is not None and units >= max_units):
                     self.save()
                     return False
         self.save()
@@ -118,8 +131,7 @@ class EnasSearch:
             set_lr(self.shared_opt, lr_at(cfg.shared, self.epoch))
         self.supernet.train()
         if self.dist.is_main:
-            with torch.no_grad():
-                arch = self.controller.sample(1).tokens[0]  # [L], stays on the device
+            arch = self.shared_arch()  # [L], stays on the device
         else:
             arch = torch.empty(self.space.num_tokens, dtype=torch.long, device=self.device)
         arch = self.dist.broadcast_arch(arch)
@@ -174,8 +186,7 @@ class EnasSearch:
             self.epoch, self.phase, self.step = self.epoch + 1, "shared", 0
             return
         self._flush_records()
-        with torch.no_grad():
-            arch = self.controller.sample(1, greedy=True).tokens[0]
+        arch = self.epoch_arch()
         valid = self.task.evaluate(self.supernet, arch, "valid", self.cfg.eval_max_batches)
         self.logger.scalars({f"valid/{self.task.metric}": valid, "epoch": self.epoch + 1}, self.global_step)
         self.logger.text("controller/most_likely", str(Arch(self.space, arch.tolist())), self.global_step)

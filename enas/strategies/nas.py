@@ -1,0 +1,178 @@
+"""Full NAS without weight sharing (Zoph & Le 2017), and random search without it.
+
+Each controller update samples m = controller.num_aggregate architectures; every child is built by
+`build_child` with fresh weights (nothing shared, nothing inherited), trained from scratch for
+`child_epochs` by an executor (in process, worker processes or Ray tasks), and scored on the
+validation split. Rewards follow the NAS paper (`nas_reward`); REINFORCE with the moving-average
+baseline updates the controller once all m children of an update have finished. With
+`uniform=True` (random search) architectures are drawn uniformly and no controller is trained.
+
+The checkpoint is rewritten after every finished child, so a search killed mid-update resumes
+without training again the children it already has.
+"""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint as ckpt
+from ..arch import Arch
+from ..child_training import child_payload, nas_reward
+from ..config import SearchConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..executors import make_executor
+from ..interrupt import stop_on_interrupt
+from ..logger import RunLogger, cell_figure, cell_text
+from ..spaces import get_space
+from .common import make_controller, resolve_device, run_header, seed_everything
+
+FLOOR_REWARD = 0.0  # what a failed child (error, NaN, out of memory, dead worker) earns
+
+
+class NasSearch:
+    def __init__(self, cfg: SearchConfig, run_dir: str | Path, progress: bool = True, uniform: bool = False):
+        self.cfg, self.run_dir, self.progress, self.uniform = cfg, Path(run_dir), progress, uniform
+        seed_everything(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.space = get_space(cfg.space, **cfg.space_options)
+        self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, torch.device("cpu"))
+        self.rng = random.Random(cfg.seed)            # uniform draws of random search
+        self.update, self.children = 0, 0
+        self.baseline: float | None = None
+        self.pending: dict | None = None              # {"archs": [str], "rewards": {index: float}}
+        self.best: dict | None = None                 # the archs.jsonl record of the best child so far
+        self.logger = RunLogger(self.run_dir)
+
+    # --- one update: m children, then REINFORCE ---------------------------------------------
+    def _draw(self, m: int) -> list[str]:
+        if self.uniform:
+            return [str(self.space.sample(rng=self.rng)) for _ in range(m)]
+        with torch.no_grad():
+            return [str(a) for a in self.controller.sample(m).archs(self.space)]
+
+    def _child_config(self, index: int) -> dict:
+        """Every child gets the same recipe and its own seed; the shared-weights optimiser settings
+        of the search config are its training recipe."""
+        c = self.cfg
+        return to_dict(TrainConfig(
+            task=c.task, data_dir=c.data_dir, seed=c.seed * 100_003 + index, device=c.device,
+            epochs=c.child_epochs, batch_size=c.batch_size, bptt=c.bptt, eval_batch_size=c.eval_batch_size,
+            eval_max_batches=c.eval_max_batches, max_steps=c.child_max_steps, log_every=10**9,
+            num_valid=c.num_valid, cutout=c.cutout, aux_weight=c.aux_weight, model=c.model, optim=c.shared))
+
+    def run(self, max_children: int | None = None, deadline: float | None = None) -> bool:
+        """Run every update; True when finished, False when stopped (Ctrl-C, max_children, or the
+        time.monotonic() deadline of a budgeted comparison: children still training are dropped)."""
+        c = self.cfg
+        done = 0
+        executor = make_executor(c.executor, workers=c.workers, num_cpus=c.cpus_per_child,
+                                 num_gpus=c.gpus_per_child, address=c.ray_address or None)
+        with executor, stop_on_interrupt() as stop:
+            while self.update < c.nas_updates:
+                if self.pending is None:
+                    self.pending = {"archs": self._draw(c.controller.num_aggregate), "rewards": {}}
+                    self.save()
+                archs, rewards = self.pending["archs"], self.pending["rewards"]
+                for k, arch in enumerate(archs):
+                    if str(k) not in rewards:  # resumed: only the children not finished yet
+                        index = self.children + k
+                        executor.submit({"id": k, "attempt": 0, "payload": child_payload(
+                            Arch.parse(self.space, arch), self._child_config(index))})
+                for outcome in executor.results():
+                    self._record(outcome)
+                    done += 1
+                    over = deadline is not None and time.monotonic() >= deadline
+                    if stop or over or (max_children is not None and done >= max_children):
+                        self.save()
+                        return False
+                self._reinforce()
+        self.logger.flush()
+        return True
+
+    def _record(self, outcome: dict) -> None:
+        k, result, error = outcome["id"], outcome["result"], outcome["error"]
+        reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.cfg.controller.reward_c)
+        self.pending["rewards"][str(k)] = reward
+        record = {"step": self.update, "phase": "child", "arch": self.pending["archs"][k], "reward": reward,
+                  "metric": (result["metrics"][-1] if result and result["metrics"] else None),
+                  "metrics": result["metrics"] if result else [], "seconds": outcome.get("seconds"),
+                  "attempt": outcome["attempt"], "error": error}
+        self.logger.arch(record)
+        if error is None and (self.best is None or reward > self.best["reward"]):
+            self.best = record
+            self._write_best()
+        self.save()
+
+    def _reinforce(self) -> None:
+        c = self.cfg.controller
+        archs, rewards = self.pending["archs"], self.pending["rewards"]
+        reward = torch.tensor([rewards[str(k)] for k in range(len(archs))])
+        step = self.update + 1
+        if not self.uniform:
+            sample = self.controller.log_prob([Arch.parse(self.space, a) for a in archs])
+            total = reward + c.entropy_weight * sample.entropy.detach()
+            baseline = total.mean() if self.baseline is None else torch.tensor(self.baseline)
+            loss = -((total - baseline) * sample.log_prob).mean()
+            self.ctrl_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.ctrl_opt.step()
+            self.baseline = float(c.baseline_decay * baseline + (1 - c.baseline_decay) * total.mean())
+            self.logger.scalars({"controller/reward": total.mean(), "controller/baseline": self.baseline,
+                                 "controller/advantage": (total - baseline).mean(),
+                                 "controller/entropy": sample.entropy.mean(), "controller/loss": loss.detach()},
+                                step)
+        self.logger.scalars({"child/reward_mean": reward.mean(), "child/reward_max": reward.max()}, step)
+        self.children += len(archs)
+        self.update, self.pending = step, None
+        self.save()
+
+    def _write_best(self) -> None:
+        arch = Arch.parse(self.space, self.best["arch"])
+        what = "random" if self.uniform else "sampled by the controller"
+        self.logger.write_json("arch.json", arch.to_json(
+            metric=self.best["metric"], reward=self.best["reward"],
+            how=f"best reward among the children ({what}) trained from scratch for "
+                f"{self.cfg.child_epochs} epoch(s), scored on the validation split"))
+
+    def finish(self) -> None:
+        """The best child's cell in TensorBoard (what `enas derive` does for a weight-sharing run)."""
+        if self.best is not None:
+            arch = Arch.parse(self.space, self.best["arch"])
+            self.logger.text("derive/arch", cell_text(self.space, arch), self.update)
+            self.logger.figure("derive/cell", cell_figure(self.space, arch), self.update)
+        self.logger.close()
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        version, internal, gauss = self.rng.getstate()
+        return {"config": to_dict(self.cfg), "uniform": self.uniform, "update": self.update,
+                "children": self.children, "baseline": self.baseline, "pending": self.pending, "best": self.best,
+                "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
+                "rng": {"random": [version, list(internal), gauss], "torch": ckpt.rng_state()}}
+
+    def save(self) -> None:
+        ckpt.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict())
+
+    @classmethod
+    def start(cls, cfg: SearchConfig, run_dir, progress: bool = True, uniform: bool = False) -> "NasSearch":
+        """A new search; writes RUN/config.json."""
+        search = cls(cfg, run_dir, progress, uniform)
+        search.logger.write_json("config.json", run_header(to_dict(cfg)))
+        return search
+
+    @classmethod
+    def resume(cls, run_dir, overrides: list[str] = (), progress: bool = True) -> "NasSearch":
+        state = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+        cfg = apply_overrides(from_dict(SearchConfig, state["config"]), list(overrides))
+        search = cls(cfg, run_dir, progress, state["uniform"])
+        search.update, search.children, search.baseline = state["update"], state["children"], state["baseline"]
+        search.pending, search.best = state["pending"], state["best"]
+        search.controller.load_state_dict(state["controller"])
+        search.ctrl_opt.load_state_dict(state["ctrl_opt"])
+        version, internal, gauss = state["rng"]["random"]
+        search.rng.setstate((version, tuple(internal), gauss))
+        ckpt.set_rng_state(state["rng"]["torch"])
+        search.logger.truncate_archs(search.update)
+        return search
