@@ -42,5 +42,7 @@ def resume_search(run_dir, overrides=(), progress: bool = True):
 
 
 def weight_sharing_run(run_dir) -> bool:
+    """Whether the run trained a supernet (enas, or random with shared weights)."""
     config = json.loads((Path(run_dir) / "config.json").read_text())["config"]
-    return config.get("strategy") == "enas" or config.get("weight_sharing", True) and config.get("strategy") == "random"
+    strategy = config.get("strategy", "enas")
+    return strategy == "enas" or (strategy == "random" and config.get("weight_sharing", True))
