@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .images import ImageBatches, eval_batches, load_cifar10, load_fashion_mnist, split_validation
+from .augment import ImageBatches, eval_batches
+from .images import load_cifar10, load_fashion_mnist, split_validation
 
 LOADERS = {"cifar10": load_cifar10, "fashion_mnist": load_fashion_mnist}
 
