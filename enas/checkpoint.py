@@ -139,11 +139,17 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def set_random_state(rng: Any, state: Any) -> None:
+    """Restore a python `random.Random` (or the `random` module) from its `getstate()` as a checkpoint
+    returns it (the inner tuple may come back as a list)."""
+    version, internal, gauss_next = state
+    rng.setstate((version, tuple(internal), gauss_next))
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what `rng_state()` captured. CUDA states are restored when this machine has CUDA."""
     try:
-        version, internal, gauss_next = state["python"]
-        random.setstate((version, tuple(internal), gauss_next))
+        set_random_state(random, state["python"])
         n = state["numpy"]
         key = np.asarray(n["key"].cpu().numpy() if torch.is_tensor(n["key"]) else n["key"], dtype=np.uint32)
         np.random.set_state((n["bit_generator"], key, int(n["pos"]), int(n["has_gauss"]), float(n["gauss"])))

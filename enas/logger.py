@@ -44,6 +44,15 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+class NullLogger:
+    """Logs nothing: for runs that write no directory (a full-NAS child in a worker, ranks > 0)."""
+
+    purge_step = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
 class RunLogger:
     """Writer of one run directory. The TensorBoard writer opens on first use, so a run that logs no
     scalars (or a test) leaves no empty event file."""

@@ -16,11 +16,10 @@ from . import checkpoint as ckpt
 from .arch import Arch
 from .config import TrainConfig, apply_overrides, from_dict, to_dict
 from .interrupt import stop_on_interrupt
-from .logger import RunLogger, cell_figure, cell_text
+from .logger import NullLogger, RunLogger, cell_figure, cell_text
 from .nn import build_child
 from .optim import guarded_step, lr_at, make_sgd, set_lr
 from .strategies.common import resolve_device, run_header, seed_everything
-from .strategies.distributed import NullLogger
 from .tasks import make_task
 
 

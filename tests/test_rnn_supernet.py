@@ -70,7 +70,8 @@ def test_fast_cell_equals_naive_cell_outputs_and_gradients(options, train):
             h = h0.clone().requires_grad_()
             logits, hidden = sup(tok, h, arch if reference else arch.tensor())
             (logits.pow(2).sum() + logits.sum() + hidden.sum()).backward()
-            results.append([logits, hidden, h.grad] + [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in sup.parameters()])
+            grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in sup.parameters()]
+            results.append([logits, hidden, h.grad] + grads)
         for fast, naive in zip(*results):
             assert torch.allclose(fast, naive, atol=1e-10, rtol=0)
 

@@ -32,17 +32,30 @@ def start_search(cfg: SearchConfig, run_dir, progress: bool = True):
     return cls.start(cfg, run_dir, progress=progress, **kw)
 
 
-def resume_search(run_dir, overrides=(), progress: bool = True):
+def _run_config(run_dir) -> dict:
+    """The search config a run directory was started with (RUN/config.json)."""
     try:
-        config = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+        return json.loads((Path(run_dir) / "config.json").read_text())["config"]
     except (OSError, ValueError, KeyError):
-        raise CheckpointError(f"{run_dir} holds no search to resume (no readable config.json)") from None
-    cls, _ = _search_class(config.get("strategy", "enas"), config.get("weight_sharing", True))
-    return cls.resume(run_dir, list(overrides), progress=progress)
+        raise CheckpointError(f"{run_dir} holds no search run (no readable config.json)") from None
 
 
-def weight_sharing_run(run_dir) -> bool:
-    """Whether the run trained a supernet (enas, or random with shared weights)."""
-    config = json.loads((Path(run_dir) / "config.json").read_text())["config"]
-    strategy = config.get("strategy", "enas")
-    return strategy == "enas" or (strategy == "random" and config.get("weight_sharing", True))
+def _run_class(run_dir):
+    config = _run_config(run_dir)
+    return _search_class(config.get("strategy", "enas"), config.get("weight_sharing", True))[0]
+
+
+def resume_search(run_dir, overrides=(), progress: bool = True):
+    return _run_class(run_dir).resume(run_dir, list(overrides), progress=progress)
+
+
+def load_search(run_dir, progress: bool = True):
+    """The weight-sharing search (enas, or random with shared weights) of a run directory, as its
+    checkpoint left it: what `enas derive` works on."""
+    from .enas import EnasSearch
+
+    cls = _run_class(run_dir)
+    if not issubclass(cls, EnasSearch):
+        raise CheckpointError(f"{run_dir} is a search without weight sharing: nothing to derive, its best "
+                              f"child is in {Path(run_dir) / 'arch.json'}")
+    return cls.load(run_dir, progress=progress)

@@ -9,7 +9,7 @@ import torch
 
 from ..arch import Arch
 from ..logger import cell_figure, cell_text
-from .random import load_search
+from . import load_search
 
 
 def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict:

@@ -75,11 +75,3 @@ class Distributed:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
 
-
-class NullLogger:
-    """What ranks other than 0 log: nothing."""
-
-    purge_step = None
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None

@@ -21,13 +21,13 @@ from ..arch import Arch
 from ..config import SearchConfig, from_dict, to_dict
 from ..errors import ConfigError
 from ..interrupt import stop_on_interrupt
-from ..logger import RunLogger
+from ..logger import NullLogger, RunLogger
 from ..nn import build_supernet
 from ..optim import guarded_step, lr_at, make_sgd, set_lr
 from ..spaces import Subset, get_space
 from ..tasks import make_task
 from .common import make_controller, resolve_device, run_header, seed_everything
-from .distributed import Distributed, NullLogger
+from .distributed import Distributed
 
 
 class EnasSearch:

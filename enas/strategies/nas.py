@@ -146,11 +146,10 @@ class NasSearch:
 
     # --- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        version, internal, gauss = self.rng.getstate()
         return {"config": to_dict(self.cfg), "uniform": self.uniform, "update": self.update,
                 "children": self.children, "baseline": self.baseline, "pending": self.pending, "best": self.best,
                 "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
-                "rng": {"random": [version, list(internal), gauss], "torch": ckpt.rng_state()}}
+                "rng": {"random": self.rng.getstate(), "torch": ckpt.rng_state()}}
 
     def save(self) -> None:
         ckpt.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict())
@@ -171,8 +170,7 @@ class NasSearch:
         search.pending, search.best = state["pending"], state["best"]
         search.controller.load_state_dict(state["controller"])
         search.ctrl_opt.load_state_dict(state["ctrl_opt"])
-        version, internal, gauss = state["rng"]["random"]
-        search.rng.setstate((version, tuple(internal), gauss))
+        ckpt.set_random_state(search.rng, state["rng"]["random"])
         ckpt.set_rng_state(state["rng"]["torch"])
         search.logger.truncate_archs(search.update)
         return search

@@ -4,10 +4,10 @@ weights and keeps the best. Random search without weight sharing is `NasSearch(u
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import torch
 
+from .. import checkpoint as ckpt
 from .enas import EnasSearch
 
 
@@ -35,28 +35,9 @@ class RandomSharedSearch(EnasSearch):
         return self._uniform(n)
 
     def state_dict(self) -> dict:
-        version, internal, gauss = self.rng.getstate()
-        return {**super().state_dict(), "uniform_rng": [version, list(internal), gauss]}
+        return {**super().state_dict(), "uniform_rng": self.rng.getstate()}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        version, internal, gauss = state["uniform_rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        ckpt.set_random_state(self.rng, state["uniform_rng"])
 
-
-def load_search(run_dir: str | Path, progress: bool = True) -> EnasSearch:
-    """The weight-sharing search (enas or random) of a run directory, as its checkpoint left it."""
-    from . import _search_class, weight_sharing_run
-    from ..errors import CheckpointError
-    import json
-
-    try:
-        sharing = weight_sharing_run(run_dir)
-    except (OSError, ValueError, KeyError):
-        raise CheckpointError(f"{run_dir} is not a search run (no readable config.json)") from None
-    if not sharing:
-        raise CheckpointError(f"{run_dir} is a search without weight sharing: nothing to derive, its best "
-                              f"child is in {Path(run_dir) / 'arch.json'}")
-    config = json.loads((Path(run_dir) / "config.json").read_text())["config"]
-    cls, _ = _search_class(config["strategy"], True)
-    return cls.load(run_dir, progress=progress)

@@ -19,5 +19,6 @@ def make_task(cfg, device: torch.device, rank: int = 0):
         from .image_task import ImageTask
 
         return ImageTask(cfg.task, cfg.data_dir, device, cfg.batch_size, cfg.eval_batch_size,
-                         num_valid=cfg.num_valid, cutout=cfg.cutout, aux_weight=cfg.aux_weight, seed=cfg.seed + 1_000_003 * rank)
+                         num_valid=cfg.num_valid, cutout=cfg.cutout, aux_weight=cfg.aux_weight,
+                         seed=cfg.seed + 1_000_003 * rank)
     raise ConfigError(f"unknown task {cfg.task!r}; known: ptb, cifar10, fashion_mnist")
