@@ -40,6 +40,7 @@ class FinalTraining:
         self.epoch = self.step = self.global_step = 0
         self.best: dict | None = None          # {"epoch", "metric", "state"}
         self.history: list[float] = []         # the validation metric after each epoch
+        self.train_losses: list[tuple[int, float]] = []  # (step, mean training loss of its log window)
         self.skipped = torch.zeros((), dtype=torch.long, device=self.device)
         self.logger = RunLogger(self.run_dir) if self.run_dir is not None else NullLogger()
 
@@ -86,6 +87,7 @@ class FinalTraining:
                 units += 1
                 if self.global_step % self.cfg.log_every == 0:
                     mean = loss_sum.item() / self.cfg.log_every
+                    self.train_losses.append((self.global_step, mean))
                     rate = items / (time.perf_counter() - t0)
                     metric = self.task.window_metric(mean, correct_sum.item(), items)
                     self.logger.scalars({"train/loss": mean, f"train/{self.task.metric}": metric,

@@ -50,7 +50,7 @@ def test_child_holds_only_its_weights():
     sup = enas.build_supernet(space, vocab_size=V, hidden_size=H)
     assert child.w_nodes.shape == (11, H, 2 * H) and sup.w_edges.shape == (66, H, 2 * H)
     n_child = sum(p.numel() for p in child.parameters())
-    assert n_child == V * H + 2 * H * 2 * H + 11 * H * 2 * H
+    assert n_child == V * H + V + 2 * H * 2 * H + 11 * H * 2 * H  # embedding, decoder bias, node 0, edges
     with pytest.raises(enas.ArchError):
         enas.inherit_weights(child, sup, space.sample(seed=3))
 

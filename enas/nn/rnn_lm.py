@@ -1,7 +1,16 @@
 """The ENAS recurrent-cell language model: the supernet over `enas_rnn` and its standalone child.
 
 Both are: embedding [V,H] -> cell (enas/nn/rnn_cell.py) -> decoder tied to the embedding (Inan et
-al.; official ENAS `_get_log_probs` multiplies by w_emb^T). No biases: the official cell has none.
+al.; official ENAS `_get_log_probs` multiplies by w_emb^T) plus a per-word bias [V]. The cell has no
+biases (the official cell has none).
+
+The decoder bias is what lets the shared weights learn at the paper's lr 20: it carries the unigram
+distribution from the first steps (ENAS-pytorch's decoder is an `nn.Linear` with bias, zero at init;
+so is word_language_model's). Without it the tied decoder has to express word frequencies through
+the embedding rows, and at lr 20 the paper preset's shared loss hovered near uniform (ln 10,000 =
+9.2) for the first hundred steps; with it, it falls below the peer's curve (benchmarks/learning_curve.py).
+The official search code had no bias but batch-normalised the cell output (whose offset plays a
+similar part); `decoder_bias=False` gives the bias-free model.
 
 The supernet holds ONE weight per possible edge (j, i), j < i, stacked as `w_edges`
 [N(N-1)/2, H, 2H] with edge index e(j, i) = i(i-1)/2 + j; a forward gathers the N-1 sampled edges
@@ -51,7 +60,7 @@ class _RNNLM(nn.Module):
     def __init__(self, space, vocab_size: int, hidden_size: int, dropout_e: float = 0.0,
                  dropout_x: float = 0.0, dropout_h: float = 0.0, dropout_o: float = 0.0,
                  max_hidden_norm: float | None = None, init_range: float | None = None,
-                 reference: bool = False):
+                 decoder_bias: bool = True, reference: bool = False):
         super().__init__()
         if getattr(space, "name", None) != "enas_rnn":
             raise ConfigError(f"the recurrent LM needs the enas_rnn space, got {getattr(space, 'name', space)!r}")
@@ -75,6 +84,7 @@ class _RNNLM(nn.Module):
         self.embedding = nn.Embedding(vocab_size, H)  # also the decoder (tied)
         self.w_x = nn.Parameter(torch.empty(H, 2 * H))  # node 0: x_t -> [h, c]
         self.w_h0 = nn.Parameter(torch.empty(H, 2 * H))  # node 0: h_{t-1} -> [h, c]
+        self.decoder_bias = nn.Parameter(torch.zeros(vocab_size)) if decoder_bias else None  # [V]
         # Output weights when every node is averaged: read from the space so both agree.
         if space.output == "all":
             # (0/1 masks are stored, and weights formed in the model's dtype: 1/k in float32 is not 1/k in float64)
@@ -86,6 +96,8 @@ class _RNNLM(nn.Module):
         r = self.init_range
         for p in self.parameters():
             nn.init.uniform_(p, -r, r)
+        if self.decoder_bias is not None:
+            nn.init.zeros_(self.decoder_bias)  # ENAS-pytorch RNN.reset_parameters: decoder bias 0
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         w = self.w_h0
@@ -132,13 +144,14 @@ class _RNNLM(nn.Module):
         new_hidden = out[-1]
         if mask_o is not None:
             out = out * mask_o
-        logits = F.linear(out, W)  # [T,B,V], tied decoder
+        logits = F.linear(out, W, self.decoder_bias)  # [T,B,V], tied decoder
         return logits, new_hidden
 
     def extra_repr(self) -> str:
         return (f"num_nodes={self.num_nodes}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
                 f"dropout_e={self.dropout_e}, dropout_x={self.dropout_x}, dropout_h={self.dropout_h}, "
-                f"dropout_o={self.dropout_o}, max_hidden_norm={self.max_hidden_norm}, reference={self.reference}")
+                f"dropout_o={self.dropout_o}, max_hidden_norm={self.max_hidden_norm}, "
+                f"decoder_bias={self.decoder_bias is not None}, reference={self.reference}")
 
 
 class RNNSupernet(_RNNLM):
@@ -246,6 +259,10 @@ def inherit_rnn_weights(child: RNNChild, supernet: RNNSupernet, arch=None) -> RN
     child.embedding.weight.copy_(supernet.embedding.weight)
     child.w_x.copy_(supernet.w_x)
     child.w_h0.copy_(supernet.w_h0)
+    if (child.decoder_bias is None) != (supernet.decoder_bias is None):
+        raise ConfigError("supernet and child differ in decoder_bias")
+    if child.decoder_bias is not None:
+        child.decoder_bias.copy_(supernet.decoder_bias)
     prev, _ = supernet.space.cell(arch.tokens)
     for i in range(1, child.num_nodes):
         child.w_nodes[i - 1].copy_(supernet.w_edges[edge_index(prev[i], i)])

@@ -54,6 +54,7 @@ class EnasSearch:
         self.skipped = torch.zeros((), dtype=torch.long, device=self.device)
         self._window = self._new_window()
         self._records: list = []
+        self.shared_losses: list[tuple[int, float]] = []  # (shared step, mean loss of its log window)
         self.logger = RunLogger(self.run_dir) if self.dist.is_main else NullLogger()
 
     # --- the loop ---------------------------------------------------------------------------
@@ -204,6 +205,7 @@ class EnasSearch:
     def _log_shared(self) -> None:
         w, self._window = self._window, self._new_window()
         loss = (w["loss"] / w["ok"].clamp(min=1)).item()  # the one host sync, at log time
+        self.shared_losses.append((self.shared_step, loss))
         seconds = time.perf_counter() - w["time"]
         m = self.task.metric
         metric = self.task.window_metric(loss, w["correct"].item(), w["items"])

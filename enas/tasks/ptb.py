@@ -206,7 +206,8 @@ class PTBTask:
         m = model_cfg
         return dict(vocab_size=self.vocab_size, hidden_size=m.hidden_size, dropout_e=m.dropout_e,
                     dropout_x=m.dropout_x, dropout_h=m.dropout_h, dropout_o=m.dropout_o,
-                    max_hidden_norm=m.max_hidden_norm or None, init_range=m.init_range)
+                    max_hidden_norm=m.max_hidden_norm or None, init_range=m.init_range,
+                    decoder_bias=m.decoder_bias)
 
     @property
     def steps_per_epoch(self) -> int:
