@@ -1,13 +1,17 @@
-"""The `enas` command: search, derive, train, spaces.
+"""The `enas` command: search, derive, train, compare, config, spaces.
 
 Every user error ends as one line `error: ...` on stderr with exit status 2; Ctrl-C saves a
-checkpoint and exits 130 (continue with --resume).
+checkpoint and exits 130 (continue with --resume). What a run says on its way (the device, progress,
+a line per epoch) goes to stderr; each command ends with a short summary on stdout, or with --json one
+JSON line, so that `enas ... --json > result.json` keeps the result alone.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+import time
 from pathlib import Path
 
 from .errors import ArchError, CheckpointError, ConfigError, EnasError
@@ -20,72 +24,121 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message}")
 
 
+def _one_of(what: str, names: list[str]):
+    """An argparse type that takes a registry's names only, so that a typo lists what exists."""
+    def check(name: str) -> str:
+        if name not in names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {name!r}; known: {', '.join(names)}")
+        return name
+    return check
+
+
 def _parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+    from .spaces import list_spaces
+    from .strategies import STRATEGIES
+
+    spaces, strategies = list_spaces(), list(STRATEGIES)
+    tasks, presets = sorted({t for _, t, _, _ in PRESETS}), sorted({p for *_, p in PRESETS})
+
+    def choice(parser, flag: str, names: list[str], default: str | None, help: str) -> None:
+        parser.add_argument(flag, default=default, type=_one_of(flag[2:], names),
+                            metavar="{" + ",".join(names) + "}",
+                            help=help + (" (default: %(default)s)" if default else ""))
+
+    def space_task_preset(parser, preset_default: str = "paper") -> None:
+        choice(parser, "--space", spaces, "enas_rnn", "search space")
+        choice(parser, "--task", tasks, "ptb", "data set")
+        choice(parser, "--preset", presets, preset_default,
+               "paper: the published hyperparameters; tiny: toy sizes, seconds on a CPU")
+
+    def overrides(parser, flag: str = "--set", dest: str = "overrides", what: str = "") -> None:
+        parser.add_argument(flag, dest=dest, action="append", default=[], metavar="KEY=VALUE",
+                            help=f"set a {what}config field by its dotted name, e.g. seed=7 or controller.lr=3.5e-4 "
+                                 f"(`enas config` lists them)")
+
+    def run_options(parser) -> None:
+        parser.add_argument("--device", default="auto",
+                            help="cpu, cuda, cuda:N, or auto: the GPU when there is one (default: %(default)s)")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.add_argument("--json", action="store_true",
+                            help="end with one JSON line on stdout instead of the summary, for scripts")
+
     p = _Parser(prog="enas", description="Neural architecture search by weight sharing (ENAS).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("search", help="search a space on a task; writes a run directory")
-    s.add_argument("--space", default="enas_rnn")
-    s.add_argument("--task", default="ptb")
+    space_task_preset(s)
+    choice(s, "--strategy", strategies, "enas",
+           "enas: weight sharing + controller; nas: every child from scratch; "
+           "random: uniform archs (with weight sharing unless --set weight_sharing=false)")
     s.add_argument("--data-dir", default="")
     s.add_argument("--logdir", required=True, help="the run directory")
-    s.add_argument("--strategy", default="enas", choices=["enas", "nas", "random"],
-                   help="enas: weight sharing + controller; nas: every child from scratch; "
-                        "random: uniform archs (with weight sharing unless --set weight_sharing=false)")
     s.add_argument("--executor", default=None, choices=["local", "ray"], help="nas / random: where children train")
     s.add_argument("--workers", type=int, default=None, help="local executor: worker processes")
-    s.add_argument("--preset", default="paper")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a config field by its dotted name, e.g. controller.lr=3.5e-4")
+    overrides(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --logdir")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(s)
 
     d = sub.add_parser("derive", help="best of N sampled architectures on the shared weights -> RUN/arch.json")
     d.add_argument("run", help="a search run directory")
     d.add_argument("--samples", type=int, default=None, help="default: the run's derive_samples (100 in paper)")
-    d.add_argument("--quiet", action="store_true")
+    run_options(d)
 
     t = sub.add_parser("train", help="train an architecture from scratch; reports valid and test metric")
-    t.add_argument("--space", default=None, help="needed with an arc string")
-    t.add_argument("--task", default="ptb")
     t.add_argument("--arch", default=None, help="RUN/arch.json, an arc string, or a zoo name (enas.zoo)")
+    choice(t, "--space", spaces, None, "the space of an arc string")
+    choice(t, "--task", tasks, None, "data set (default: the task recorded with --arch, "
+                                     "else the only one the space has presets for)")
+    choice(t, "--preset", presets, "paper", "paper: the published final recipe; tiny: toy sizes, seconds on a CPU")
     t.add_argument("--data-dir", default="")
     t.add_argument("--logdir", required=True)
-    t.add_argument("--preset", default="paper")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    overrides(t)
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--quiet", action="store_true")
+    run_options(t)
 
     c = sub.add_parser("compare", help="enas, nas and random search under one budget, several seeds")
-    c.add_argument("--space", default="enas_rnn")
-    c.add_argument("--task", default="ptb")
+    space_task_preset(c, preset_default="tiny")
     c.add_argument("--data-dir", default="")
     c.add_argument("--budget", type=float, required=True, help="search seconds per strategy and seed")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--logdir", required=True)
-    c.add_argument("--preset", default="tiny")
-    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="search config fields for every strategy")
-    c.add_argument("--train-set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="final-training config fields, the same for every strategy")
-    c.add_argument("--quiet", action="store_true")
+    overrides(c, what="search ")
+    overrides(c, "--train-set", "train_overrides", what="final-training ")
+    run_options(c)
+
+    g = sub.add_parser("config", help="print a resolved config, one dotted KEY=VALUE per line (what --set takes)")
+    space_task_preset(g)
+    g.add_argument("--kind", default="search", choices=["search", "train"],
+                   help="the search config or the final-training one (default: %(default)s)")
+    overrides(g)
 
     sub.add_parser("spaces", help="the registered search spaces, their decisions and sizes")
     return p
 
 
 def read_arch(text: str, space_name: str | None):
-    """An Arch from a path to arch.json, a zoo name or an arc string (then --space is needed)."""
+    """(Arch, task or None) from a path to arch.json, a zoo name or an arc string (then --space is needed).
+
+    The task is the one arch.json records, or for an older arch.json the one of the run beside it.
+    """
     from . import zoo
     from .arch import Arch
     from .spaces import get_space
+    from .strategies import run_config
 
-    path = Path(text)
+    path, task = Path(text), None
     if text.endswith(".json") or path.is_file():
         try:
-            arch = Arch.from_json(path.read_text())
+            obj = json.loads(path.read_text())
         except OSError as e:
             raise ArchError(f"cannot read {text}: {e.strerror}") from None
+        except ValueError as e:
+            raise ArchError(f"{text} is not an architecture JSON: {e}") from None
+        arch = Arch.from_json(obj)
+        task = obj.get("task")
+        if task is None and (path.parent / "config.json").exists():  # an arch.json that predates "task"
+            task = run_config(path.parent).get("task")
     elif text in zoo.names():
         arch = zoo.get(text)
     else:
@@ -98,7 +151,68 @@ def read_arch(text: str, space_name: str | None):
         arch = Arch.parse(space, text)
     if space_name and arch.space.name != space_name:
         raise ArchError(f"--space {space_name} but the architecture is of {arch.space.name}")
-    return arch
+    return arch, task
+
+
+def _only_task(space: str) -> str:
+    """The task of a space with final-training presets for one task only (enas_rnn: ptb)."""
+    from .config import PRESETS
+
+    tasks = sorted({t for kind, t, s, _ in PRESETS if (kind, s) == ("train", space)})
+    if len(tasks) != 1:
+        raise ConfigError(f"give --task: {space} has presets for {', '.join(tasks) or 'no task'}")
+    return tasks[0]
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    """A nested config dict with dotted keys, the names --set takes."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _closest_preset(cfg) -> str:
+    """The search preset `cfg` differs from in the fewest fields: the final recipe to suggest next
+    (a run records its resolved config, not the preset it started from)."""
+    from .config import PRESETS, preset, to_dict
+
+    mine = _flat(to_dict(cfg))
+    names = sorted({p for kind, t, s, p in PRESETS if (kind, t, s) == ("search", cfg.task, cfg.space)})
+    return min(names, default="paper", key=lambda name: sum(
+        mine.get(k) != v for k, v in _flat(to_dict(preset("search", cfg.task, name, cfg.space, cfg.strategy))).items()))
+
+
+def _next_train(run: Path, cfg) -> str:
+    """The final training that follows a search, as a command line."""
+    data = ["--data-dir", cfg.data_dir] if cfg.data_dir else []
+    return shlex.join(["enas", "train", "--arch", str(run / "arch.json"), *data, "--logdir", f"{run}-final",
+                       "--preset", _closest_preset(cfg)])
+
+
+def _n(count: int, one: str, many: str = "") -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def _note(text: str) -> None:
+    """A line about a run on its way: stderr, beside the progress bars."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _device_line(device) -> str:
+    import torch
+
+    return f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+
+
+def _report(a, lines: list[str], data) -> None:
+    """A command's last words on stdout: a short summary, or with --json one JSON line."""
+    from .logger import to_jsonable
+
+    print(json.dumps(data, default=to_jsonable) if a.json else "\n".join(lines), flush=True)
 
 
 def _cmd_search(a) -> int:
@@ -107,15 +221,20 @@ def _cmd_search(a) -> int:
 
     run = Path(a.logdir)
     extra = [f"executor={a.executor}"] * bool(a.executor) + [f"workers={a.workers}"] * (a.workers is not None)
+    given = [f"device={a.device}", *a.overrides, *extra]
     if a.resume:
-        search = resume_search(run, a.overrides + extra, progress=not a.quiet)
+        search = resume_search(run, given, progress=not a.quiet)
     else:
         if (run / "checkpoints" / "last.pt").exists():
             raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
-        cfg = preset("search", a.task, a.preset, a.space)
-        cfg.space, cfg.task, cfg.data_dir, cfg.strategy = a.space, a.task, a.data_dir, a.strategy
-        cfg = apply_overrides(cfg, a.overrides + extra)
+        cfg = preset("search", a.task, a.preset, a.space, a.strategy)
+        cfg.space, cfg.task, cfg.data_dir = a.space, a.task, a.data_dir
+        cfg = apply_overrides(cfg, given)
         search = start_search(cfg, run, progress=not a.quiet)
+    sharing, c = hasattr(search, "supernet"), search.cfg
+    _note(_device_line(search.device) + ("" if sharing else f"; children train on the {c.executor} executor"
+                                         + (f" ({_n(c.workers, 'worker')})" if c.executor == "local" else "")))
+    start = time.monotonic()
     finished = search.run()
     dist = getattr(search, "dist", None)
     if dist is not None:
@@ -127,42 +246,98 @@ def _cmd_search(a) -> int:
     if not finished:
         print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    nxt = f"enas derive {run}" if hasattr(search, "supernet") else f"enas train --arch {run}/arch.json ..."
-    print(f"search done: {run}  (next: {nxt})")
+    _report(a, *_search_summary(search, run, time.monotonic() - start))
     return 0
 
 
-def _cmd_derive(a) -> int:
-    from .strategies.derive import derive
+def _search_summary(search, run: Path, seconds: float) -> tuple[list[str], dict]:
+    from .logger import format_metric
 
-    result = derive(a.run, a.samples, progress=not a.quiet)
-    print(json.dumps(result))
+    c = search.cfg
+    head = f"{c.strategy} search of {c.space} on {c.task} finished in {seconds:.0f} s"
+    data = {"run": str(run), "strategy": c.strategy, "space": c.space, "task": c.task, "seconds": round(seconds, 1)}
+    if hasattr(search, "supernet"):  # weight sharing: `enas derive` picks the architecture
+        m = search.task.metric
+        valid = search.logger.last.get(f"valid/{m}")
+        data.update({"epochs": search.epoch, "shared_steps": search.shared_step,
+                     "controller_updates": search.controller_step, f"valid_{m}": valid, "next": f"enas derive {run}"})
+        updates = f", {_n(search.controller_step, 'controller update')}" if search.controller_step else ""
+        lines = [f"{head}: {_n(search.epoch, 'epoch')}, {_n(search.shared_step, 'shared step')}{updates}"]
+        if valid is not None:
+            which = "the controller's most likely architecture" if c.strategy == "enas" else "a random architecture"
+            lines.append(f"  valid {m} {format_metric(m, valid)} at the last epoch ({which} on the shared weights)")
+        lines.append(f"  written to {run}: config.json, archs.jsonl, TensorBoard events, checkpoints/last.pt")
+    else:  # every child trained from scratch: the best one is the result
+        best = search.best
+        failed = sum(r.get("error") is not None for r in search.logger.read_archs())
+        data.update({"children": search.children, "failed": failed, "best": best, "next": _next_train(run, c)})
+        lines = [f"{head}: {_n(search.children, 'child', 'children')} trained from scratch"
+                 + (f", {failed} failed" if failed else "")]
+        if best is None:
+            lines.append(f"  no child finished without an error: see {run / 'archs.jsonl'}")
+        else:
+            lines += [f"  best child: reward {best['reward']:.4g}, valid metric {format_metric(None, best['metric'])}",
+                      f"  arch: {best['arch']}"]
+        lines.append(f"  written to {run}: arch.json (the best child), archs.jsonl (every child), config.json, "
+                     f"TensorBoard events")
+    lines.append(f"  next: {data['next']}")
+    return lines, data
+
+
+def _cmd_derive(a) -> int:
+    from .logger import format_metric
+    from .strategies import load_search
+    from .strategies.derive import derive_from
+
+    run = Path(a.run)
+    search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
+    _note(_device_line(search.device))
+    result = derive_from(search, a.samples)
+    m = result["metric_name"]
+    _report(a, [f"derived {result['space']} architecture, valid {m} {format_metric(m, result['metric'])}: "
+                f"{result['arch']}",
+                f"  {result['how']}",
+                f"  written to {run / 'arch.json'} (and derive/arch, derive/cell in TensorBoard)",
+                f"  next: {_next_train(run, search.cfg)}"], result)
     return 0
 
 
 def _cmd_train(a) -> int:
     from .config import apply_overrides, preset
+    from .logger import format_metric
     from .train import FinalTraining, count_parameters
 
     run = Path(a.logdir)
+    given = [f"device={a.device}", *a.overrides]
     if a.resume:
-        training = FinalTraining.resume(run, a.overrides, progress=not a.quiet)
+        training = FinalTraining.resume(run, given, progress=not a.quiet)
     else:
         if a.arch is None:
             raise ArchError("train needs --arch (RUN/arch.json, an arc string or a zoo name)")
         if (run / "checkpoints" / "last.pt").exists():
             raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
-        arch = read_arch(a.arch, a.space)
-        cfg = preset("train", a.task, a.preset, arch.space.name)
-        cfg.task, cfg.data_dir = a.task, a.data_dir
-        training = FinalTraining.start(arch, apply_overrides(cfg, a.overrides), run, progress=not a.quiet)
-    print(f"training {training.arch.space.name} '{training.arch}': "
-          f"{count_parameters(training.model):,} parameters", flush=True)
+        arch, recorded = read_arch(a.arch, a.space)
+        if a.task and recorded and a.task != recorded:
+            raise ConfigError(f"--task {a.task}, but {a.arch} records task {recorded}")
+        cfg = preset("train", a.task or recorded or _only_task(arch.space.name), a.preset, arch.space.name)
+        cfg.data_dir = a.data_dir
+        training = FinalTraining.start(arch, apply_overrides(cfg, given), run, progress=not a.quiet)
+    arch, task = training.arch, training.cfg.task
+    _note(_device_line(training.device))
+    _note(f"training {arch.space.name} '{arch}' on {task}: {count_parameters(training.model):,} parameters")
+    start = time.monotonic()
     result = training.run()
     if result is None:
         print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(json.dumps(result))
+    m = training.task.metric
+    valid = result[f"valid_{m}"]
+    kept = "" if valid is None else f"valid {m} {format_metric(m, valid)} (epoch {result['epoch_kept']}), "
+    _report(a, [f"trained {arch.space.name} on {task} in {time.monotonic() - start:.0f} s: {kept}"
+                f"test {m} {format_metric(m, result[f'test_{m}'])}; {result['parameters']:,} parameters, "
+                f"{result['steps']} steps",
+                f"  written to {run}: results.json, arch.json, config.json, TensorBoard events",
+                f"  next: tensorboard --logdir {run}"], result)
     return 0
 
 
@@ -173,8 +348,25 @@ def _cmd_compare(a) -> int:
         raise ConfigError("--budget must be > 0 seconds and --seeds >= 1")
     if Path(a.logdir, "comparison.md").exists():
         raise CheckpointError(f"{a.logdir} already holds a comparison; choose another --logdir")
-    print(compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, a.overrides,
-                  a.train_overrides, progress=not a.quiet))
+    device = [f"device={a.device}"]
+    table, rows = compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, device + a.overrides,
+                          device + a.train_overrides, progress=not a.quiet)
+    _report(a, [table.rstrip(), "",
+                f"written to {a.logdir}: comparison.md, comparison.json, one run directory per strategy and seed",
+                f"  next: tensorboard --logdir {a.logdir}"], rows)
+    return 0
+
+
+def _cmd_config(a) -> int:
+    from .config import apply_overrides, preset, to_dict
+    from .spaces import get_space
+
+    cfg = apply_overrides(preset(a.kind, a.task, a.preset, a.space), a.overrides)
+    values = to_dict(cfg)
+    if a.kind == "search":  # the space's defaults too, so that every option it has is listed
+        values["space_options"] = get_space(cfg.space, **cfg.space_options).options
+    print(f"# {a.kind} config of {a.space} on {a.task}, preset {a.preset}; change a line with --set KEY=VALUE")
+    print("\n".join(f"{key}={value}" for key, value in _flat(values).items()))
     return 0
 
 
@@ -189,8 +381,8 @@ def _cmd_spaces(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         a = _parser().parse_args(argv)
-        return {"search": _cmd_search, "derive": _cmd_derive, "train": _cmd_train,
-                "compare": _cmd_compare, "spaces": _cmd_spaces}[a.command](a)
+        return {"search": _cmd_search, "derive": _cmd_derive, "train": _cmd_train, "compare": _cmd_compare,
+                "config": _cmd_config, "spaces": _cmd_spaces}[a.command](a)
     except EnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

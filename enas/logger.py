@@ -38,6 +38,14 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot write a {type(obj).__name__} as JSON")
 
 
+def format_metric(name: str | None, value: float | None) -> str:
+    """A number as people read it: an accuracy in percent ("23.45%"), a perplexity with two decimals,
+    anything else (a loss, a reward, a metric of unknown name) to four significant digits."""
+    if value is None:
+        return "n/a"
+    return {"acc": f"{value:.2%}", "ppl": f"{value:.2f}"}.get(name, f"{value:.4g}")
+
+
 def _number(value: Any) -> float:
     if isinstance(value, torch.Tensor):
         return float(value.detach().item())  # the one host sync, at log time
@@ -48,6 +56,7 @@ class NullLogger:
     """Logs nothing: for runs that write no directory (a full-NAS child in a worker, ranks > 0)."""
 
     purge_step = None
+    last: dict[str, float] = {}  # never written: nothing is logged
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
@@ -64,6 +73,7 @@ class RunLogger:
         self.flush_secs = flush_secs
         self._writer = None
         self._archs = None  # file handle of archs.jsonl, opened for append on first record
+        self.last: dict[str, float] = {}  # tag -> the value logged last: progress bars and summaries
 
     # --- TensorBoard ---------------------------------------------------------------------------
     @property
@@ -78,7 +88,8 @@ class RunLogger:
 
     def scalar(self, tag: str, value: Any, step: int) -> None:
         """Log a number (float, int, numpy scalar or 0-d tensor, read now). NaN/inf are logged as they are."""
-        self.writer.add_scalar(tag, _number(value), global_step=int(step))
+        self.last[tag] = _number(value)
+        self.writer.add_scalar(tag, self.last[tag], global_step=int(step))
 
     def scalars(self, values: dict[str, Any], step: int) -> None:
         """Each entry as its own scalar tag (unlike SummaryWriter.add_scalars, no extra sub-runs)."""
@@ -214,7 +225,9 @@ def cell_figure(space: Any, arch: Any) -> Figure:
     if space.name in _FIGURE:
         return _FIGURE[space.name](space, tokens)
     fig = Figure(figsize=(6, 1))
-    fig.text(0.5, 0.5, cell_text(space, tokens), ha="center", va="center", family="monospace", wrap=True)
+    ax = fig.add_axes((0, 0, 1, 1))  # Jupyter shows no figure without axes
+    ax.axis("off")
+    ax.text(0.5, 0.5, cell_text(space, tokens), ha="center", va="center", family="monospace", wrap=True)
     return fig
 
 

@@ -6,6 +6,7 @@ read once, at the end, with that model.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from . import checkpoint as ckpt
 from .arch import Arch
 from .config import TrainConfig, apply_overrides, from_dict, to_dict
 from .interrupt import stop_on_interrupt
-from .logger import NullLogger, RunLogger, cell_figure, cell_text
+from .logger import NullLogger, RunLogger, cell_figure, cell_text, format_metric
 from .nn import build_child
 from .optim import guarded_step, lr_at, make_sgd, set_lr
 from .strategies.common import resolve_device, run_header, seed_everything
@@ -112,7 +113,9 @@ class FinalTraining:
             self.history.append(metric)
             self.logger.scalars({f"valid/{self.task.metric}": metric, "epoch": self.epoch + 1}, self.global_step)
             if self.progress:
-                tqdm.write(f"epoch {self.epoch + 1:4d}  valid {self.task.metric} {metric:8.4g}")
+                m = self.task.metric
+                tqdm.write(f"epoch {self.epoch + 1}/{self.cfg.epochs}  valid {m} {format_metric(m, metric)}",
+                           file=sys.stderr)
             if self._better(metric):
                 self.best = {"epoch": self.epoch + 1, "metric": metric,
                              "state": copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})}
@@ -149,7 +152,7 @@ class FinalTraining:
     def start(cls, arch: Arch, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> "FinalTraining":
         run = cls(arch, cfg, run_dir, progress)
         run.logger.write_json("config.json", run_header(to_dict(cfg)))
-        run.logger.write_json("arch.json", arch.to_json(how="given"))
+        run.logger.write_json("arch.json", arch.to_json(task=cfg.task, how="given"))
         run.logger.text("arch", cell_text(arch.space, arch), 0)
         run.logger.figure("cell", cell_figure(arch.space, arch), 0)
         return run

@@ -1,5 +1,6 @@
 """Run directory writer: archs.jsonl, TensorBoard events, JSON files, pictures of cells."""
 import json
+import os
 import re
 
 import pytest
@@ -8,7 +9,8 @@ from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import enas
-from enas.logger import RunLogger, cell_figure, cell_text
+from enas.checkpoint import save_checkpoint
+from enas.logger import RunLogger, cell_figure, cell_text, format_metric
 
 
 def events(run_dir):
@@ -107,8 +109,40 @@ def test_cell_pictures_other_rnn_spaces(options):
 
 
 def test_fallback_for_spaces_without_renderer():
+    from IPython.core.pylabtools import print_figure  # what a notebook's display() of a Figure calls
+
     class Space:
         name = "some_cnn"
 
     assert cell_text(Space(), (1, 0, 2)) == "some_cnn: 1 0 2"
-    assert isinstance(cell_figure(Space(), "1 0 2"), Figure)
+    fig = cell_figure(Space(), "1 0 2")
+    assert isinstance(fig, Figure)
+    assert print_figure(fig), "a notebook draws it (it skips figures without axes)"
+
+
+def test_format_metric_and_the_last_values_logged(tmp_path):
+    assert format_metric("acc", 0.2344) == "23.44%"
+    assert format_metric("ppl", 812.3) == "812.30"
+    assert format_metric("loss", 6.123456) == format_metric(None, 6.123456) == "6.123"
+    assert format_metric("acc", None) == "n/a"
+    with RunLogger(tmp_path) as log:
+        log.scalars({"shared/loss": torch.tensor(2.5), "controller/reward": 0.25}, 1)
+        log.scalar("shared/loss", 2.0, 2)
+        assert log.last == {"shared/loss": 2.0, "controller/reward": 0.25}
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_run_files_follow_the_umask(umask, mode, tmp_path):
+    old = os.umask(umask)
+    try:
+        with RunLogger(tmp_path) as log:
+            log.write_json("config.json", {"seed": 0})
+            log.arch({"step": 1, "arch": "0 1"})
+            log.arch({"step": 2, "arch": "0 1"})
+            log.truncate_archs(after_step=1)  # rewrites archs.jsonl
+            log.scalar("shared/loss", 1.0, 0)
+        save_checkpoint(tmp_path / "checkpoints" / "last.pt", {"step": 1})
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 4 and {p.stat().st_mode & 0o777 for p in files} == {mode}, files

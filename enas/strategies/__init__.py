@@ -32,16 +32,16 @@ def start_search(cfg: SearchConfig, run_dir, progress: bool = True):
     return cls.start(cfg, run_dir, progress=progress, **kw)
 
 
-def _run_config(run_dir) -> dict:
-    """The search config a run directory was started with (RUN/config.json)."""
+def run_config(run_dir) -> dict:
+    """The config a run directory was started with (RUN/config.json), as a dict."""
     try:
         return json.loads((Path(run_dir) / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError):
-        raise CheckpointError(f"{run_dir} holds no search run (no readable config.json)") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{run_dir} holds no run (no readable config.json)") from None
 
 
 def _run_class(run_dir):
-    config = _run_config(run_dir)
+    config = run_config(run_dir)
     return _search_class(config.get("strategy", "enas"), config.get("weight_sharing", True))[0]
 
 
@@ -49,13 +49,13 @@ def resume_search(run_dir, overrides=(), progress: bool = True):
     return _run_class(run_dir).resume(run_dir, list(overrides), progress=progress)
 
 
-def load_search(run_dir, progress: bool = True):
+def load_search(run_dir, overrides=(), progress: bool = True):
     """The weight-sharing search (enas, or random with shared weights) of a run directory, as its
-    checkpoint left it: what `enas derive` works on."""
+    checkpoint left it (`overrides` on top, e.g. the device): what `enas derive` works on."""
     from .enas import EnasSearch
 
     cls = _run_class(run_dir)
     if not issubclass(cls, EnasSearch):
         raise CheckpointError(f"{run_dir} is a search without weight sharing: nothing to derive, its best "
                               f"child is in {Path(run_dir) / 'arch.json'}")
-    return cls.load(run_dir, progress=progress)
+    return cls.load(run_dir, list(overrides), progress=progress)

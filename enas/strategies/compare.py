@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -31,16 +32,16 @@ ENTRANTS = (("enas", "enas", "enas", True), ("nas", "nas", "nas", False),
 
 def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, logdir: str | Path,
             preset_name: str = "tiny", search_overrides: list[str] = (), train_overrides: list[str] = (),
-            progress: bool = True) -> str:
-    """Runs everything under logdir/<strategy>/seed<k>/{search,final}; returns the markdown table,
-    also written to logdir/comparison.md (and the raw figures to logdir/comparison.json)."""
+            progress: bool = True) -> tuple[str, list[dict]]:
+    """Runs everything under logdir/<strategy>/seed<k>/{search,final}; returns the markdown table and
+    the raw figures, also written to logdir/comparison.md and logdir/comparison.json."""
     root = Path(logdir)
     rows = []
     for label, directory, strategy, sharing in ENTRANTS:
         for seed in range(seeds):
             where = root / directory / f"seed{seed}"
-            cfg = preset("search", task, preset_name, space)
-            cfg.space, cfg.data_dir, cfg.strategy, cfg.weight_sharing = space, data_dir, strategy, sharing
+            cfg = preset("search", task, preset_name, space, strategy)
+            cfg.space, cfg.data_dir, cfg.weight_sharing = space, data_dir, sharing
             cfg = apply_overrides(cfg, [*search_overrides, f"seed={seed}", "epochs=1000000", "nas_updates=1000000"])
             start = time.monotonic()
             search = start_search(cfg, where / "search", progress=False)
@@ -56,7 +57,7 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
             rows.append({"strategy": label, "seed": seed, "arch": str(arch), "search_seconds": searched,
                          "derive_seconds": time.monotonic() - start - searched, "final": result[m], "metric": m})
             if progress:
-                tqdm.write(f"{label:24s} seed {seed}: {m} {result[m]:.4g}  ({searched:.0f} s search)")
+                tqdm.write(f"{label:24s} seed {seed}: {m} {result[m]:.4g}  ({searched:.0f} s search)", file=sys.stderr)
     table = _table(rows, budget)
     (root / "comparison.md").write_text(table)
     (root / "comparison.json").write_text(json.dumps(rows, indent=2))
@@ -67,7 +68,7 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
             for r in rows:
                 if r["strategy"] == label:
                     logger.scalar(f"compare/{label}/final", r["final"], r["seed"])
-    return table
+    return table, rows
 
 
 def _table(rows: list[dict], budget: float) -> str:

@@ -13,8 +13,12 @@ from . import load_search
 
 
 def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict:
-    """Writes RUN/arch.json ({"space", "options", "arch", "metric", "how"}) and returns it."""
-    search = load_search(run_dir, progress=progress)
+    """Writes RUN/arch.json ({"space", "options", "arch", "task", "metric", "how"}) and returns it."""
+    return derive_from(load_search(run_dir, progress=progress), samples)
+
+
+def derive_from(search, samples: int | None = None) -> dict:
+    """`derive` on a search already loaded (`load_search`), e.g. onto a device of the caller's choice."""
     n = samples or search.cfg.derive_samples
     torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
     tokens = search.candidates(n)                                          # [n, L]
@@ -27,7 +31,7 @@ def derive(run_dir: str | Path, samples: int | None = None, progress: bool = Tru
         search.logger.arch({"step": search.controller_step, "epoch": search.epoch, "phase": "derive",
                             "arch": str(a), "reward": r, "metric": m})
     result = archs[best].to_json(
-        metric=float(metric[best]), metric_name=search.task.metric,
+        task=search.cfg.task, metric=float(metric[best]), metric_name=search.task.metric,
         how=f"best of {n} architectures {search.candidates_from}, scored on the shared weights "
             f"on the first validation batch")
     search.logger.write_json("arch.json", result)
