@@ -57,6 +57,7 @@ class OptimConfig:
 @dataclass
 class ControllerConfig:
     hidden_size: int = 100
+    num_layers: int = 1           # stacked LSTM layers
     lr: float = 3.5e-4
     adam_beta1: float = 0.0
     temperature: float = 5.0      # 0 = off
@@ -64,7 +65,7 @@ class ControllerConfig:
     entropy_weight: float = 1e-4
     baseline_decay: float = 0.95
     op_tanh_reduce: float = 1.0   # micro: ops use tanh_constant / op_tanh_reduce
-    op_bias: bool = False         # micro: the official fixed op-logit bias (favours separable convs)
+    op_bias: bool = False         # micro: the official op-logit biases (learned, and fixed in the normal cell)
     num_aggregate: int = 1        # architectures whose gradients are averaged per update
     steps: int = 2000             # controller updates per epoch
     reward_c: float = 80.0        # reward = reward_c / valid_ppl
@@ -74,6 +75,8 @@ class ControllerConfig:
     scale_index_input: bool = False      # feed a chosen anchor divided by (0.1 + distance)
     skip_target: float = 0.4      # spaces with skip connections: KL penalty towards this skip rate
     skip_weight: float = 0.0      #   with this weight (0 = off)
+    anchors: str = "after"        # which controller state stands for a node: after | own_step | before
+    indices_first: bool = True    # a node's predecessor decisions before its ops (official micro order)
 
 
 @dataclass
@@ -167,6 +170,7 @@ def _ptb_search_paper() -> SearchConfig:
             reward_c=80.0,                   # OFF / PT: reward = 80 / valid_ppl
             index_distance_penalty=1 / 6,    # OFF ptb_enas_controller.py (and enas_lm): -(i - j)^2 / 6
             scale_index_input=True,          #   and the chosen node's state / (0.1 + (i - j)) as input
+            anchors="before",                #   where a node's anchor is its first step (`all_h`)
             init_range=0.1),                 # paper / OFF: θ ~ U(-0.1, 0.1)
     )
 
@@ -182,7 +186,38 @@ def _ptb_search_tiny() -> SearchConfig:
         model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
                           max_hidden_norm=5.0, init_range=0.1),
         shared=OptimConfig(lr=5.0, grad_clip=0.25),
-        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2),
+        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2, anchors="before"),
+    )
+
+
+def _ptb_search_small() -> SearchConfig:
+    """A search that learns for real on one machine: about 10 minutes on two CPU cores.
+    The paper's loop and optimiser (lr 20, clip 0.25, batch 64, BPTT 35, 10 architectures per
+    controller update) at hidden 200 with 8-node cells; dropout halved for a run this short."""
+    return SearchConfig(
+        space_options={"num_nodes": 8},
+        epochs=6, batch_size=64, bptt=35, eval_batch_size=64, eval_max_batches=10,
+        shared_steps=100, derive_samples=100, log_every=20,
+        model=ModelConfig(hidden_size=200, dropout_e=0.1, dropout_x=0.5, dropout_h=0.25, dropout_o=0.5,
+                          max_hidden_norm=11.0,    # 25 * sqrt(200 / 1000): PT's clip scaled to the size
+                          init_range=0.1),         # OFF _build_params: 0.1 for hidden <= 300
+        shared=OptimConfig(lr=20.0, grad_clip=0.25, weight_decay=1e-7),
+        controller=ControllerConfig(hidden_size=100, lr=3.5e-4, adam_beta1=0.0, temperature=5.0,
+                                    tanh_constant=2.5, entropy_weight=1e-4, baseline_decay=0.99,
+                                    num_aggregate=10, steps=20, index_distance_penalty=1 / 6,
+                                    scale_index_input=True, anchors="before", init_range=0.1),
+    )
+
+
+def _ptb_train_small() -> TrainConfig:
+    """Final training on one machine: 2,400 steps of 64 x 35 tokens (about 5.8 passes over the
+    training text, 40 minutes on two CPU cores) at hidden 200; the paper's lr 20 and clip 0.25,
+    then x0.7 per 200-step epoch from the sixth; light dropout, since so few passes underfit."""
+    return TrainConfig(
+        epochs=12, max_steps=200, batch_size=64, bptt=35, eval_batch_size=64, log_every=50,
+        model=ModelConfig(hidden_size=200, dropout_e=0.05, dropout_x=0.25, dropout_h=0.1, dropout_o=0.25,
+                          max_hidden_norm=11.0, init_range=0.1),
+        optim=OptimConfig(lr=20.0, grad_clip=0.25, lr_decay=0.7, lr_decay_start=6, weight_decay=5e-7),
     )
 
 
@@ -250,7 +285,8 @@ def _micro_search_paper() -> SearchConfig:
         controller=ControllerConfig(hidden_size=64, lr=0.0035, adam_beta1=0.0,
                                     temperature=0.0, tanh_constant=1.10, op_tanh_reduce=2.5, op_bias=True,
                                     entropy_weight=1e-4, baseline_decay=0.99, num_aggregate=10, steps=30,
-                                    reward_c=1.0, init_range=0.1),
+                                    reward_c=1.0, init_range=0.1,
+                                    anchors="own_step"),  # micro_controller.py: one step per block's anchor
     )
 
 
@@ -279,7 +315,9 @@ def _image_search_tiny(space: str) -> SearchConfig:
                            weight_decay=2e-4, grad_clip=0.0),
         controller=ControllerConfig(hidden_size=32, lr=0.0035, tanh_constant=1.5, steps=3, num_aggregate=4,
                                     reward_c=1.0, skip_weight=0.8 if space == "enas_macro" else 0.0,
-                                    op_tanh_reduce=1.0 if space == "enas_macro" else 2.5),
+                                    op_tanh_reduce=1.0 if space == "enas_macro" else 2.5,
+                                    op_bias=space == "enas_micro",
+                                    anchors="after" if space == "enas_macro" else "own_step"),
     )
 
 
@@ -296,6 +334,8 @@ def _image_train_tiny(space: str) -> TrainConfig:
 PRESETS = {
     ("search", "ptb", "enas_rnn", "paper"): _ptb_search_paper,
     ("search", "ptb", "enas_rnn", "tiny"): _ptb_search_tiny,
+    ("search", "ptb", "enas_rnn", "small"): _ptb_search_small,
+    ("train", "ptb", "enas_rnn", "small"): _ptb_train_small,
     ("train", "ptb", "enas_rnn", "paper"): _ptb_train_paper,
     ("train", "ptb", "enas_rnn", "tiny"): _ptb_train_tiny,
 }
@@ -313,8 +353,19 @@ for _task in IMAGE_TASKS:  # the CIFAR-10 recipes serve Fashion-MNIST too (its s
     })
 
 
-def preset(kind: str, task: str, name: str, space: str = "enas_rnn"):
-    """The preset config of `kind` ("search" or "train") for `space` on `task`."""
+def _nas_controller(c: ControllerConfig, task: str) -> None:
+    """The controller of full NAS (Zoph & Le 2017, sec. 4.1 and 4.2): a two-layer LSTM of 35 units per
+    layer, trained with Adam at lr 6e-4 (5e-4 on Penn Treebank), weights ~ U(-0.08, 0.08). The paper
+    names no Adam betas, hence Adam's own beta1 = 0.9 (ENAS's 0 is its official code's). What the paper
+    leaves open (logit shaping, entropy bonus, baseline decay, the space's controller options) stays
+    as the search preset has it."""
+    c.hidden_size, c.num_layers, c.init_range, c.adam_beta1 = 35, 2, 0.08, 0.9
+    c.lr = 5e-4 if task == "ptb" else 6e-4
+
+
+def preset(kind: str, task: str, name: str, space: str = "enas_rnn", strategy: str = "enas"):
+    """The preset config of `kind` ("search" or "train") for `space` on `task`; a search preset for
+    `strategy` "nas" gets the controller of full NAS (`_nas_controller`)."""
     try:
         cfg = PRESETS[(kind, task, space, name)]()
     except KeyError:
@@ -326,6 +377,10 @@ def preset(kind: str, task: str, name: str, space: str = "enas_rnn"):
             raise ConfigError(f"no presets for {space} on {task}; spaces with presets: {', '.join(spaces)}") from None
         raise ConfigError(f"unknown preset {name!r} for {space} on {task}; known: {', '.join(known)}") from None
     cfg.task = task
+    if kind == "search":
+        cfg.strategy = strategy
+        if strategy == "nas":
+            _nas_controller(cfg.controller, task)
     return cfg
 
 

@@ -11,17 +11,39 @@ src/cifar10/micro_controller.py). What it does at a step depends only on the dec
   logit_k = v^T tanh(W1 a_k + W2 h); the next input is the chosen anchor's state.
 - `Subset` (skip connections): the same attention gives one score x_k per anchor and each bit is
   an independent two-way choice with logits [-x_k, x_k]; the next input is
-  sum(chosen anchors) / (1 + count) (official general_controller.py).
+  sum(chosen anchors) / (1 + count) (official general_controller.py). The skip penalty is
+  KL(Bern(sigmoid(x_k)) || Bern(skip_target)) on the shaped score, as official `skip_prob =
+  tf.sigmoid(logit)`; the bit itself is drawn with probability softmax([-x_k, x_k])_1 = sigmoid(2 x_k).
 
-Anchors. An anchor is the controller's state "after" a decision marked `anchor=True`: the LSTM
-output of the step that reads that decision's outcome (so a node's anchor has seen the node's
-own op, as the extra step after each block in official micro_controller.py). Anchors that exist
-before any decision (`space.initial_anchors`, e.g. the two cell inputs of a micro cell) are the
-outputs of as many warm-up steps fed the start input (official micro_controller.py).
+Decision order. Within a node (the decisions up to and including one marked `anchor=True`) the
+controller makes the `Predecessor` decisions first: a micro block is decided index_1, index_2, op_1,
+op_2 (official micro_controller.py `_body`), while its tokens keep the arc order index_1 op_1
+index_2 op_2. Nodes whose predecessor comes first already (enas_rnn) or that have none (enas_macro)
+are unaffected; `indices_first=False` steps in token order.
+
+Anchors. A node's anchor is the controller state that later `Predecessor` and `Subset` decisions
+attend to and, when they choose the node, read as the next input. Each official controller takes it
+at another step; `anchors` says which:
+- "after": the LSTM output of the step that reads the node's anchor decision; that step also makes
+  the next decision (official general_controller.py: the step after each op is the layer's anchor
+  and decides its skips).
+- "own_step": the same output, from a step of its own; the next node then starts from the start
+  input (official micro_controller.py: one step after op_2, then `inputs = self.g_emb`).
+- "before": the output of the step that begins the node, the one reading the previous node's anchor
+  decision; the first node begins with a step of its own fed the start input (official
+  ptb_enas_controller.py `all_h`: each layer's first step, which chooses the predecessor before the
+  function is chosen).
+Anchors that exist before any decision (`space.initial_anchors`, e.g. the two cell inputs of a micro
+cell) come from as many warm-up steps fed the start input: their keys W1 h are learned, but choosing
+one feeds zeros (official micro_controller.py writes zeros as anchors 0 and 1; enas_lm
+controller.py starts `all_h` with zeros). A new cell (`space.anchor_resets`) drops the anchors and
+warms up again, carrying the LSTM state (official micro_controller.py `_build_sampler(prev_c, prev_h)`).
 
 Logit shaping, in the official order: logits / temperature, then tanh_constant * tanh(logits),
-each off when None or 0; ops (Choice decisions of group "op") use tanh_constant / op_tanh_reduce
-(official micro_controller.py).
+each off when None or 0; ops (Choice decisions of group "op") use tanh_constant / op_tanh_reduce.
+Op biases (official micro_controller.py): `op_bias_init` gives the op softmax a learned bias (`b_soft`)
+added before the shaping, in every cell; `op_bias` is a fixed bias (`b_soft_no_learn`) added after
+the shaping, in the first cell only (the official sampler passes `use_bias=True` for the normal cell).
 
 Everything is batched: `sample(n)` runs the LSTM once over the decision sequence with batch n,
 and `log_prob(archs)` runs the very same code with the tokens given (teacher forcing). Neither
@@ -41,12 +63,14 @@ from .errors import ArchError, ConfigError
 from .spaces.base import SearchSpace
 from .spaces.decisions import Choice, Predecessor, Subset
 
-# Fixed bias added to the op logits after tanh shaping, favouring the two separable convolutions
-# (micro ops: 0 sep3x3, 1 sep5x5, 2 avgpool, 3 maxpool, 4 identity). Official ENAS
+# Fixed bias added to the op logits of the normal cell after tanh shaping, favouring the two separable
+# convolutions (micro ops: 0 sep3x3, 1 sep5x5, 2 avgpool, 3 maxpool, 4 identity). Official ENAS
 # src/cifar10/micro_controller.py `b_soft_no_learn` = [0.25, 0.25] + [-0.25] * (num_branches - 2).
 MICRO_OP_BIAS = (0.25, 0.25, -0.25, -0.25, -0.25)
-# Initial value of the learned op-logit bias of the same file (`b_soft`, [10, 10] + [0] * ...).
+# Initial value of the learned op-logit bias of the same file (`b_soft` = [10, 10] + [0] * ...), added
+# before the shaping in both cells.
 MICRO_OP_BIAS_INIT = (10.0, 10.0, 0.0, 0.0, 0.0)
+ANCHORS = ("after", "own_step", "before")  # where a node's anchor is taken (module docstring)
 # PTB only: index logits get -penalty * (i - j)^2 after shaping, a prior for recent predecessors
 # (official ENAS src/ptb/ptb_enas_controller.py and google-research enas_lm src/controller.py: / 6).
 PTB_INDEX_DISTANCE_PENALTY = 1.0 / 6.0
@@ -58,7 +82,7 @@ class Sample(NamedTuple):
     tokens: torch.Tensor     # [n, L] long: the flat token lists (Subset bits in order)
     log_prob: torch.Tensor   # [n]: log pi(tokens), summed over decisions
     entropy: torch.Tensor    # [n]: entropy of every decision's distribution, summed
-    skip_kl: torch.Tensor    # [n]: KL(Bern(p) || Bern(skip_target)), 0 without Subset decisions
+    skip_kl: torch.Tensor    # [n]: KL(Bern(sigmoid(x)) || Bern(skip_target)), 0 without Subset decisions
     skip_rate: torch.Tensor  # [n]: fraction of Subset bits set, 0 without Subset decisions
 
     def archs(self, space: SearchSpace) -> list[Arch]:
@@ -80,42 +104,41 @@ class Controller(nn.Module):
                  op_bias: Sequence[float] | None = None, *,
                  op_bias_init: Sequence[float] | None = None,
                  index_distance_penalty: float | None = None,
-                 scale_index_input: bool = False):
+                 scale_index_input: bool = False, anchors: str = "after", indices_first: bool = True):
         """
-        hidden_size, num_layers: the LSTM (official: 100 x 1 for PTB, 64 x 1 for CIFAR-10).
+        hidden_size, num_layers: the LSTM (official ENAS: 100 x 1 for PTB, 64 x 1 for CIFAR-10;
+            Zoph & Le 2017: 35 x 2).
         temperature, tanh_constant: logit shaping (None or 0 = off).
         op_tanh_reduce: ops use tanh_constant / op_tanh_reduce (official micro search: 2.5).
         init_range: every parameter ~ U(-init_range, init_range) (official 0.1).
         skip_target: the skip probability the Subset KL pulls towards (official macro: 0.4).
-        op_bias: fixed bias added to op logits after shaping (MICRO_OP_BIAS is the official one).
+        op_bias: fixed bias added to the first cell's op logits after shaping (MICRO_OP_BIAS).
         op_bias_init: gives the op softmax a learned bias with this initial value (MICRO_OP_BIAS_INIT).
         index_distance_penalty: Predecessor logits -= penalty * distance^2 (PTB_INDEX_DISTANCE_PENALTY).
         scale_index_input: feed the chosen anchor / (0.1 + distance) after a Predecessor (official PTB).
+        anchors: which step's state stands for a node, one of ANCHORS (module docstring).
+        indices_first: make a node's Predecessor decisions before its others (official micro order).
         """
         super().__init__()
         if not 0.0 < skip_target < 1.0:
             raise ConfigError(f"controller: skip_target must be in (0, 1), got {skip_target}")
         if op_tanh_reduce <= 0:
             raise ConfigError(f"controller: op_tanh_reduce must be positive, got {op_tanh_reduce}")
+        if anchors not in ANCHORS:
+            raise ConfigError(f"controller: anchors must be one of {', '.join(ANCHORS)}, got {anchors!r}")
+        if num_layers < 1:
+            raise ConfigError(f"controller: num_layers must be at least 1, got {num_layers}")
         self.space = space
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.temperature, self.tanh_constant = temperature, tanh_constant
         self.op_tanh_reduce, self.init_range, self.skip_target = op_tanh_reduce, init_range, skip_target
         self.index_distance_penalty, self.scale_index_input = index_distance_penalty, scale_index_input
+        self.anchors, self.indices_first = anchors, indices_first
+        # Warm-up steps at the start of every cell: its inputs, and with "before" the first node's step.
+        self._warmups = space.initial_anchors + (anchors == "before")
+        self._cells = self._plan()
 
         decisions = space.decisions
-        # Number of anchors available at each decision; checked once here so that a space whose
-        # decisions point at nodes that do not exist yet fails at construction, not mid-search.
-        count = space.initial_anchors
-        for t, d in enumerate(decisions):
-            if t in space.anchor_resets:
-                count = space.initial_anchors
-            elif t > 0 and decisions[t - 1].anchor:
-                count += 1
-            if isinstance(d, (Predecessor, Subset)) and d.num_options > count:
-                raise ConfigError(f"controller: {space.name} decision {d.name} refers to "
-                                  f"{d.num_options} anchors but only {count} exist at that point")
-
         H = hidden_size
         self.g_emb = nn.Parameter(torch.empty(1, H))  # learned start input (official `g_emb`)
         self.lstm = nn.ModuleList(nn.LSTMCell(H, H) for _ in range(num_layers))
@@ -147,6 +170,36 @@ class Controller(nn.Module):
         if ops != {len(values)}:
             raise ConfigError(f"controller: {what} has {len(values)} values but the op decisions of "
                               f"{self.space.name} have {sorted(ops) or 'no'} options")
+
+    def _plan(self) -> list[list[tuple[int, bool]]]:
+        """Per cell, its steps in the order the decisions are made: (decision index, whether the step's
+        output becomes an anchor before deciding). Counts the anchors on the way, so that a space whose
+        decisions point at nodes that do not exist yet fails here, not mid-search."""
+        space, decisions = self.space, self.space.decisions
+        bounds = [0, *space.anchor_resets, len(decisions)]
+        cells = []
+        for lo, hi in zip(bounds, bounds[1:]):
+            nodes, node = [], []
+            for t in range(lo, hi):
+                node.append(t)
+                if decisions[t].anchor or t == hi - 1:
+                    nodes.append(node)
+                    node = []
+            if self.indices_first:  # a stable sort: Predecessors first, the rest in token order
+                nodes = [sorted(nd, key=lambda t: not isinstance(decisions[t], Predecessor)) for nd in nodes]
+            steps, count, after_anchor = [], self._warmups, False
+            for t in (t for nd in nodes for t in nd):
+                d = decisions[t]
+                new_anchor = after_anchor and self.anchors != "own_step"
+                count += new_anchor
+                if isinstance(d, (Predecessor, Subset)) and d.num_options > count:
+                    raise ConfigError(f"controller: {space.name} decision {d.name} refers to "
+                                      f"{d.num_options} anchors but only {count} exist at that point")
+                steps.append((t, new_anchor))
+                after_anchor = d.anchor
+                count += d.anchor and self.anchors == "own_step"
+            cells.append(steps)
+        return cells
 
     def reset_parameters(self) -> None:
         # Official ENAS: tf.random_uniform_initializer(-0.1, 0.1) for every controller variable.
@@ -188,7 +241,8 @@ class Controller(nn.Module):
     def extra_repr(self) -> str:
         return (f"space={self.space.name}, temperature={self.temperature}, "
                 f"tanh_constant={self.tanh_constant}, "
-                f"op_tanh_reduce={self.op_tanh_reduce}, skip_target={self.skip_target}")
+                f"op_tanh_reduce={self.op_tanh_reduce}, skip_target={self.skip_target}, "
+                f"anchors={self.anchors!r}, indices_first={self.indices_first}")
 
     # --- the one pass shared by sample and log_prob -----------------------------------------------
     def _shape(self, logits: torch.Tensor, is_op: bool) -> torch.Tensor:
@@ -208,16 +262,18 @@ class Controller(nn.Module):
             x = h
         return x
 
-    def _pick(self, logits: torch.Tensor, given: torch.Tensor | None, greedy: bool,
-              generator: torch.Generator | None) -> torch.Tensor:
-        """An index per row of logits [n, k] -> [n]: the given one, the argmax, or a sample."""
-        if given is not None:
-            return given
-        if greedy:
-            return logits.argmax(-1)
-        # Gumbel-max: exact categorical sampling without the host checks of torch.multinomial.
-        noise = torch.empty_like(logits).exponential_(generator=generator).log()
-        return (logits.detach() - noise).argmax(-1)
+    def _categorical(self, logits: torch.Tensor, given: torch.Tensor | None, greedy: bool,
+                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One choice per row of logits [n, k]: (the given one, the argmax or a sample [n], its log-probability
+        [n], the distribution's entropy [n])."""
+        logp = F.log_softmax(logits, dim=-1)
+        if given is None and greedy:
+            given = logits.argmax(-1)
+        elif given is None:
+            # Gumbel-max: exact categorical sampling without the host checks of torch.multinomial.
+            noise = torch.empty_like(logits).exponential_(generator=generator).log()
+            given = (logits.detach() - noise).argmax(-1)
+        return given, logp.gather(1, given[:, None]).squeeze(1), -(logp.exp() * logp).sum(-1)
 
     def _run(self, n: int, tokens: torch.Tensor | None = None, greedy: bool = False,
              generator: torch.Generator | None = None) -> Sample:
@@ -226,106 +282,94 @@ class Controller(nn.Module):
         zeros = ref.new_zeros(n)
         state = [(ref.new_zeros(n, H), ref.new_zeros(n, H)) for _ in self.lstm]
         start = self.g_emb.expand(n, H)
-        anchors: list[torch.Tensor] = []      # anchor states a_k, each [n, H]
-        anchor_keys: list[torch.Tensor] = []  # W1 a_k, computed once per anchor, each [n, H]
+        anchors: list[torch.Tensor] = []      # what choosing anchor k feeds, each [n, H]
+        anchor_keys: list[torch.Tensor] = []  # W1 h_k, computed once per anchor, each [n, H]
 
-        def add_anchor(h: torch.Tensor) -> None:
-            anchors.append(h)
+        def add_anchor(h: torch.Tensor, value: torch.Tensor) -> None:
+            anchors.append(value)
             anchor_keys.append(self.attn_key(h))
 
-        for _ in range(space.initial_anchors):
-            add_anchor(self._step(start, state))
-
-        columns: list[torch.Tensor] = []
+        out = torch.zeros(n, space.num_tokens, dtype=torch.long, device=ref.device)
         log_prob, entropy = zeros, zeros
         skip_kl, skip_bits, num_bits, num_subsets = zeros, zeros, 0, 0
         log_target = math.log(self.skip_target)
         log_target_off = math.log1p(-self.skip_target)
-        x = start
-        for t, (d, pos) in enumerate(zip(space.decisions, space.offsets)):
-            new_cell = t in space.anchor_resets
-            if new_cell:
-                # A new cell (official micro_controller.py samples the reduction cell with the same
-                # LSTM, carrying its state): one step reads the last decision, then the anchors
-                # restart with fresh warm-up steps for the cell inputs and the start input.
-                self._step(x, state)
-                anchors.clear()
-                anchor_keys.clear()
-                for _ in range(space.initial_anchors):
-                    add_anchor(self._step(start, state))
-                x = start
-            h = self._step(x, state)  # [n, H]
-            if t > 0 and space.decisions[t - 1].anchor and not new_cell:
-                add_anchor(h)
-            if isinstance(d, Choice):
-                is_op = d.group == "op"
-                logits = self.soft[d.group](h)[:, :d.num_options]
-                logits = self._shape(logits, is_op)
-                if is_op and self.op_bias is not None:
-                    logits = logits + self.op_bias
-                logp = F.log_softmax(logits, dim=-1)  # [n, k]
+        for c, cell in enumerate(self._cells):
+            anchors.clear()
+            anchor_keys.clear()
+            for k in range(self._warmups):
+                h = self._step(start, state)
+                add_anchor(h, torch.zeros_like(h) if k < space.initial_anchors else h)
+            x = start
+            for t, new_anchor in cell:
+                d, pos = space.decisions[t], space.offsets[t]
+                h = self._step(x, state)  # [n, H]
+                if new_anchor:
+                    add_anchor(h, h)
                 given = tokens[:, pos] if tokens is not None else None
-                choice = self._pick(logits, given, greedy, generator)
-                log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
-                entropy = entropy - (logp.exp() * logp).sum(-1)
-                columns.append(choice[:, None])
-                x = self.emb[d.group](choice)
-                continue
+                if isinstance(d, Choice):
+                    is_op = d.group == "op"
+                    logits = self._shape(self.soft[d.group](h)[:, :d.num_options], is_op)
+                    if is_op and self.op_bias is not None and c == 0:
+                        logits = logits + self.op_bias
+                    choice, lp, ent = self._categorical(logits, given, greedy, generator)
+                    log_prob, entropy = log_prob + lp, entropy + ent
+                    out[:, pos] = choice
+                    x = self.emb[d.group](choice)
+                elif d.num_options == 0:  # an empty subset (the first layer's skips): nothing to decide
+                    x = start  # official general_controller.py feeds g_emb after layer 0
+                else:
+                    m = d.num_options
+                    keys = torch.stack(anchor_keys[:m], dim=1)  # [n, m, H]
+                    query = self.attn_query(h)[:, None, :]      # [n, 1, H]
+                    scores = self.attn_v(torch.tanh(keys + query)).squeeze(-1)  # [n, m]
+                    values = torch.stack(anchors[:m], dim=1)    # [n, m, H]
+                    if isinstance(d, Predecessor):
+                        logits = self._shape(scores, is_op=False)
+                        if not _off(self.index_distance_penalty):
+                            distance = torch.arange(m, 0, -1, device=h.device, dtype=h.dtype)  # to anchor k: m - k
+                            logits = logits - self.index_distance_penalty * distance ** 2
+                        choice, lp, ent = self._categorical(logits, given, greedy, generator)
+                        log_prob, entropy = log_prob + lp, entropy + ent
+                        out[:, pos] = choice
+                        x = values.gather(1, choice[:, None, None].expand(n, 1, H)).squeeze(1)
+                        if self.scale_index_input:
+                            x = x / (0.1 + (m - choice).to(h.dtype))[:, None]  # distance to the chosen anchor
+                    else:
+                        # Subset: each anchor's bit is a two-way choice with logits [-x_k, x_k] (official macro).
+                        logits = self._shape(torch.stack([-scores, scores], dim=-1), is_op=False)  # [n, m, 2]
+                        logp = F.log_softmax(logits, dim=-1)
+                        if tokens is not None:
+                            bits = tokens[:, pos:pos + m]
+                        elif greedy:
+                            bits = logits.argmax(-1)
+                        else:
+                            u = torch.rand(n, m, device=h.device, dtype=h.dtype, generator=generator)
+                            bits = (u < logp[..., 1].detach().exp()).long()
+                        log_prob = log_prob + logp.gather(2, bits[..., None]).squeeze(-1).sum(-1)
+                        entropy = entropy - (logp.exp() * logp).sum((-1, -2))
+                        # Skip penalty KL(Bern(q_k) || Bern(skip_target)) with q = sigmoid of the shaped
+                        # logits (official general_controller.py `skip_prob = tf.sigmoid(logit)`), summed
+                        # over anchors and averaged over Subset decisions (reduce_mean of per-layer sums).
+                        log_q = F.logsigmoid(logits)  # [n, m, 2]: log(1 - q), log q
+                        q = log_q.exp()
+                        kl = q[..., 1] * (log_q[..., 1] - log_target) + q[..., 0] * (log_q[..., 0] - log_target_off)
+                        skip_kl = skip_kl + kl.sum(-1)
+                        num_subsets += 1
+                        chosen = bits.to(h.dtype)  # [n, m]
+                        count = chosen.sum(-1)
+                        skip_bits, num_bits = skip_bits + count, num_bits + m
+                        out[:, pos:pos + m] = bits
+                        x = (chosen[:, :, None] * values).sum(1) / (1.0 + count)[:, None]
+                if d.anchor and self.anchors == "own_step":
+                    h = self._step(x, state)  # reads the node's last decision: the node's anchor
+                    add_anchor(h, h)
+                    x = start
 
-            m = d.num_options
-            if m == 0:  # an empty subset (the first layer's skips): nothing to decide
-                x = start  # official general_controller.py feeds g_emb after layer 0
-                continue
-            keys = torch.stack(anchor_keys[:m], dim=1)  # [n, m, H]
-            query = self.attn_query(h)[:, None, :]      # [n, 1, H]
-            scores = self.attn_v(torch.tanh(keys + query)).squeeze(-1)  # [n, m]
-            values = torch.stack(anchors[:m], dim=1)    # [n, m, H]
-
-            if isinstance(d, Predecessor):
-                logits = self._shape(scores, is_op=False)
-                distance = torch.arange(m, 0, -1, device=h.device, dtype=h.dtype)  # node i to anchor k: m - k
-                if not _off(self.index_distance_penalty):
-                    logits = logits - self.index_distance_penalty * distance ** 2
-                logp = F.log_softmax(logits, dim=-1)
-                given = tokens[:, pos] if tokens is not None else None
-                choice = self._pick(logits, given, greedy, generator)
-                log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
-                entropy = entropy - (logp.exp() * logp).sum(-1)
-                columns.append(choice[:, None])
-                x = values.gather(1, choice[:, None, None].expand(n, 1, H)).squeeze(1)
-                if self.scale_index_input:
-                    x = x / (0.1 + (m - choice).to(h.dtype))[:, None]  # distance to the chosen anchor
-                continue
-
-            # Subset: each anchor's bit is a two-way choice with logits [-x_k, x_k] (official macro).
-            logits = self._shape(torch.stack([-scores, scores], dim=-1), is_op=False)  # [n, m, 2]
-            logp = F.log_softmax(logits, dim=-1)
-            if tokens is not None:
-                bits = tokens[:, pos:pos + m]
-            elif greedy:
-                bits = logits.argmax(-1)
-            else:
-                u = torch.rand(n, m, device=h.device, dtype=h.dtype, generator=generator)
-                bits = (u < logp[..., 1].detach().exp()).long()
-            log_prob = log_prob + logp.gather(2, bits[..., None]).squeeze(-1).sum(-1)
-            p = logp.exp()
-            entropy = entropy - (p * logp).sum((-1, -2))
-            # Skip penalty KL(Bern(p_k) || Bern(skip_target)) summed over anchors and averaged over
-            # Subset decisions (official general_controller.py: reduce_mean of per-layer sums).
-            kl = p[..., 1] * (logp[..., 1] - log_target) + p[..., 0] * (logp[..., 0] - log_target_off)
-            skip_kl = skip_kl + kl.sum(-1)
-            num_subsets += 1
-            chosen = bits.to(h.dtype)  # [n, m]
-            count = chosen.sum(-1)
-            skip_bits, num_bits = skip_bits + count, num_bits + m
-            columns.append(bits)
-            x = (chosen[:, :, None] * values).sum(1) / (1.0 + count)[:, None]
-
-        out = torch.cat(columns, dim=1) if columns else torch.zeros(n, 0, dtype=torch.long, device=ref.device)
         if num_subsets:
             skip_kl = skip_kl / num_subsets
             skip_bits = skip_bits / num_bits
         return Sample(out, log_prob, entropy, skip_kl, skip_bits)
 
 
-__all__ = ["Controller", "Sample", "MICRO_OP_BIAS", "MICRO_OP_BIAS_INIT", "PTB_INDEX_DISTANCE_PENALTY"]
+__all__ = ["Controller", "Sample", "ANCHORS", "MICRO_OP_BIAS", "MICRO_OP_BIAS_INIT", "PTB_INDEX_DISTANCE_PENALTY"]

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 import enas
-from enas.controller import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT, Controller
+from enas.config import preset
+from enas.controller import ANCHORS, MICRO_OP_BIAS, MICRO_OP_BIAS_INIT, Controller
 from enas.spaces import Choice, Predecessor, SearchSpace, Subset
+from enas.strategies.common import make_controller
 
 
 class AllKindsSpace(SearchSpace):
@@ -84,9 +86,10 @@ def test_sample_gives_valid_architectures_of_the_right_shapes(space):
         assert (s.skip_kl == 0).all() and (s.skip_rate == 0).all()
 
 
+@pytest.mark.parametrize("anchors", ANCHORS)
 @pytest.mark.parametrize("space", SPACES, ids=IDS)
-def test_log_prob_of_sampled_tokens_equals_the_sample(space):
-    ctrl = make(space, temperature=5.0, tanh_constant=2.5)
+def test_log_prob_of_sampled_tokens_equals_the_sample(space, anchors):
+    ctrl = make(space, temperature=5.0, tanh_constant=2.5, anchors=anchors, num_layers=2)
     s = ctrl.sample(32)
     for again in (ctrl.log_prob(s.tokens), ctrl.log_prob(s.archs(space))):
         assert torch.equal(again.tokens, s.tokens)
@@ -94,10 +97,11 @@ def test_log_prob_of_sampled_tokens_equals_the_sample(space):
             assert (a - b).abs().max().item() < 1e-10
 
 
+@pytest.mark.parametrize("anchors", ANCHORS)
 @pytest.mark.parametrize("space", [enas.get_space("enas_rnn", num_nodes=3), AllKindsSpace()],
                          ids=["rnn3", "all"])
-def test_probabilities_of_all_architectures_sum_to_one(space):
-    ctrl = make(space, tanh_constant=1.5)
+def test_probabilities_of_all_architectures_sum_to_one(space, anchors):
+    ctrl = make(space, tanh_constant=1.5, anchors=anchors)
     with torch.no_grad():  # sharper than the init so that a normalisation error would show
         for p in ctrl.parameters():
             p.mul_(10)
@@ -297,6 +301,10 @@ def test_user_errors():
         Controller(space, op_bias=MICRO_OP_BIAS)  # 5 values, enas_rnn has 4 activations
     with pytest.raises(enas.ConfigError):
         Controller(TooFewAnchorsSpace())
+    with pytest.raises(enas.ConfigError):
+        Controller(space, anchors="middle")
+    with pytest.raises(enas.ConfigError):
+        Controller(space, num_layers=0)
 
 
 @pytest.mark.gpu
@@ -315,18 +323,104 @@ def test_sample_and_log_prob_do_not_synchronise_on_cuda():
     assert torch.allclose(again.log_prob, s.log_prob)
 
 
-def test_micro_reduction_cell_restarts_the_anchors(monkeypatch):
-    """The reduction cell points at its own inputs: at the reset the controller takes one step for the
-    normal cell's last decision and two warm-up steps for the new inputs, and the reduction cell's
-    first index attends over exactly two anchors."""
+def test_micro_steps_as_the_official_sampler(monkeypatch):
+    """Official micro_controller.py, per cell: two warm-up steps for the cell inputs, then per block
+    index_1, index_2, op_1, op_2 and one step that reads op_2 and gives the block's anchor, after which
+    the next block starts from g_emb. The reduction cell carries the LSTM state but restarts the anchors,
+    so its first index again attends over exactly the two inputs."""
     space = enas.get_space("enas_micro", num_blocks=2)
-    ctrl = Controller(space, hidden_size=8)
-    steps, widths = [0], []
-    real_step, real_stack = ctrl._step, torch.stack
-    monkeypatch.setattr(ctrl, "_step", lambda x, state: (steps.__setitem__(0, steps[0] + 1), real_step(x, state))[1])
-    monkeypatch.setattr(torch, "stack", lambda ts, dim=0: (widths.append(len(ts)), real_stack(ts, dim=dim))[1])
+    ctrl = make(space, hidden_size=8, anchors="own_step", tanh_constant=0.05)
+    inputs, widths = [], []
+    real_step, real_categorical = ctrl._step, ctrl._categorical
+    monkeypatch.setattr(ctrl, "_step", lambda x, state: inputs.append(x) or real_step(x, state))
+    monkeypatch.setattr(ctrl, "_categorical", lambda logits, *a: widths.append(logits.shape[1]) or
+                        real_categorical(logits, *a))
+    n = 64
+    tokens = ctrl.sample(n, generator=torch.Generator().manual_seed(0)).tokens
+    assert len(inputs) == 2 * (2 + 5 * 2)
+    assert widths == [2, 2, 5, 5, 3, 3, 5, 5] * 2  # both indices, then both ops; 2 and 3 anchors in each cell
+    start = ctrl.g_emb.expand(n, 8)
+    # per cell: warm-up, warm-up, then block 0 at steps 2..6 and block 1 at steps 7..11
+    for cell in (0, 12):
+        assert all(torch.equal(inputs[cell + k], start) for k in (0, 1, 2, 7))
+        # block 0 can only choose a cell input, and a cell input feeds zeros
+        assert not inputs[cell + 3].any() and not inputs[cell + 4].any()
+    # block 1's index_1 (token 4) may choose node 2, the anchor of block 0, which feeds its state
+    fed = inputs[8].abs().sum(-1) > 0
+    assert torch.equal(fed, tokens[:, 4] == 2) and 0 < fed.sum() < n
+
+    # today's token order remains as an option; the arc format is the same either way
+    widths.clear()
+    ctrl.indices_first = False
+    ctrl._cells = ctrl._plan()
+    ctrl.sample(2)
+    assert widths == [2, 5, 2, 5, 3, 5, 3, 5] * 2
+
+
+def test_micro_initial_op_probabilities_are_the_official_ones():
+    """Official micro_controller.py: op logits = h w_soft + b_soft with the learned b_soft initialised to
+    [10, 10, 0, 0, 0]; no temperature, then (tanh_constant / op_tanh_reduce) * tanh(.); then the fixed
+    [0.25, 0.25, -0.25, -0.25, -0.25] in the normal cell only."""
+    c = preset("search", "cifar10", "paper", "enas_micro").controller
+    space = enas.get_space("enas_micro", num_blocks=2)
+    ctrl = make_controller(space, c, torch.device("cpu"))[0].double()
+    with torch.no_grad():
+        ctrl.soft["op"].weight.zero_()  # h w_soft = 0: the logits are b_soft as initialised
+        ctrl.attn_v.weight.zero_()      # uniform indices: every decision's distribution is state-free
+    shaped = c.tanh_constant / c.op_tanh_reduce * torch.tanh(torch.tensor(MICRO_OP_BIAS_INIT, dtype=torch.float64))
+    expected = {"normal": torch.softmax(shaped + torch.tensor(MICRO_OP_BIAS, dtype=torch.float64), 0),
+                "reduce": torch.softmax(shaped, 0)}
+    base = ctrl.sample(1).tokens.repeat(5, 1)
+    for cell in ("normal", "reduce"):
+        for pos in space.positions(cell, "op1") + space.positions(cell, "op2"):
+            tokens = base.clone()
+            tokens[:, pos] = torch.arange(5)  # nothing else changes, so the log-probs differ by log p(op)
+            p = torch.softmax(ctrl.log_prob(tokens).log_prob, 0)
+            assert torch.allclose(p, expected[cell], atol=1e-12), (cell, pos)
+    assert torch.allclose(expected["normal"], torch.tensor([0.3153, 0.3153, 0.1232, 0.1232, 0.1232],
+                                                           dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(expected["reduce"], torch.tensor([0.2543, 0.2543, 0.1638, 0.1638, 0.1638],
+                                                           dtype=torch.float64), atol=1e-4)
+
+
+@pytest.mark.parametrize("first_act", ["sampled", "tanh"])
+def test_ptb_anchor_is_the_first_step_of_each_node(monkeypatch, first_act):
+    """Official ptb_enas_controller.py (`all_h`): node 0 gets a step of its own fed g_emb before its
+    function; every later node's anchor is the output of its first step, the one that reads the previous
+    function and chooses the predecessor; node i attends over the anchors of nodes 0 .. i-1."""
+    space = enas.get_space("enas_rnn", num_nodes=4, first_act=first_act)
+    ctrl = make(space, anchors="before", tanh_constant=2.5)
+    inputs, outputs, keys = [], [], []
+    real_step = ctrl._step
+    monkeypatch.setattr(ctrl, "_step", lambda x, state: inputs.append(x) or outputs.append(real_step(x, state))
+                        or outputs[-1])
+    ctrl.attn_key.register_forward_hook(lambda module, args, out: keys.append(args[0]))
     ctrl.sample(3)
-    assert steps[0] == 2 + space.num_tokens + 1 + 2
-    # keys and values are stacked once each per index decision: blocks 0 and 1 of the normal cell see
-    # 2 and 3 anchors, and so do those of the reduction cell (without the reset: 4 and 5)
-    assert widths == [2, 2, 2, 2, 3, 3, 3, 3] * 2
+    start = ctrl.g_emb.expand(3, 16)
+    if first_act == "sampled":  # steps: node 0's own, act0, prev1, act1, prev2, act2, prev3, act3
+        assert len(outputs) == 1 + space.num_tokens
+        assert torch.equal(inputs[0], start) and torch.equal(inputs[1], start)
+        assert [id(k) for k in keys] == [id(outputs[i]) for i in (0, 2, 4, 6)]
+    else:  # node 0 (fixed tanh) is a warm-up anchor; steps: node 0, node 1's own, prev1, act1, prev2, act2, ...
+        assert len(outputs) == 2 + space.num_tokens
+        assert [id(k) for k in keys] == [id(outputs[i]) for i in (0, 1, 4, 6)]
+
+
+def test_skip_penalty_uses_the_sigmoid_of_the_shaped_logit():
+    """Official general_controller.py: `skip_prob = tf.sigmoid(logit)` with logit = [-x, x], while the bit is
+    drawn from softmax([-x, x]) = sigmoid(2x)."""
+    space = enas.get_space("enas_macro", num_layers=2)  # one skip bit: layer 1's, the last token
+    ctrl = make(space, skip_target=0.4)
+    with torch.no_grad():
+        for p in ctrl.parameters():
+            p.mul_(5)
+    tokens = ctrl.sample(8).tokens
+    off, on = tokens.clone(), tokens.clone()
+    off[:, -1], on[:, -1] = 0, 1
+    x = (ctrl.log_prob(on).log_prob - ctrl.log_prob(off).log_prob) / 2  # log p1 - log p0 = 2x
+
+    def kl(q):
+        return q * torch.log(q / 0.4) + (1 - q) * torch.log((1 - q) / 0.6)
+
+    assert (kl(torch.sigmoid(x)) - kl(torch.sigmoid(2 * x))).abs().max() > 0.01  # the two differ here
+    assert torch.allclose(ctrl.log_prob(off).skip_kl, kl(torch.sigmoid(x)), atol=1e-12)

@@ -5,10 +5,13 @@ import pytest
 import torch
 
 import enas
+import enas.strategies.enas
 import enas.train
 from enas import child_training
 from enas.config import apply_overrides, preset
+from enas.policy_gradient import moving_average
 from enas.strategies import resume_search, start_search
+from enas.strategies.common import make_controller
 from enas.strategies.derive import derive
 
 from conftest import run_cli
@@ -16,9 +19,9 @@ from conftest import run_cli
 
 @pytest.fixture
 def nas_cfg(ptb_dir):
-    cfg = preset("search", "ptb", "tiny")
+    cfg = preset("search", "ptb", "tiny", strategy="nas")
     cfg.data_dir = str(ptb_dir)
-    return apply_overrides(cfg, ["strategy=nas", "nas_updates=2", "controller.num_aggregate=2", "child_epochs=2",
+    return apply_overrides(cfg, ["nas_updates=2", "controller.num_aggregate=2", "child_epochs=2",
                                  "child_max_steps=3", "eval_max_batches=1", "space_options.num_nodes=3"])
 
 
@@ -30,7 +33,10 @@ def test_nas_trains_children_from_scratch_and_updates_the_controller(nas_cfg, tm
     built = []
     real_build = enas.train.build_child
     monkeypatch.setattr(enas.train, "build_child", lambda *a, **kw: built.append(real_build(*a, **kw)) or built[-1])
-    monkeypatch.setattr(enas.nn, "build_supernet", lambda *a, **kw: pytest.fail("full NAS built a supernet"))
+    # both names, and the strategy module imported above: patching only enas.nn would leak into later tests
+    # through the name enas.strategies.enas binds when it is first imported
+    for module in (enas.nn, enas.strategies.enas):
+        monkeypatch.setattr(module, "build_supernet", lambda *a, **kw: pytest.fail("full NAS built a supernet"))
     search = start_search(nas_cfg, tmp_path / "run", progress=False)
     before = {k: v.clone() for k, v in search.controller.state_dict().items()}
     assert search.run() is True
@@ -78,6 +84,54 @@ def test_a_failing_child_gets_the_floor_reward_and_the_search_goes_on(nas_cfg, t
     failed = [r for r in records if r["error"]]
     assert len(records) == 4 and len(failed) == 1
     assert failed[0]["reward"] == 0.0 and "illegal memory access" in failed[0]["error"]
+
+
+@pytest.mark.parametrize("task,space,lr", [("ptb", "enas_rnn", 5e-4), ("cifar10", "enas_macro", 6e-4),
+                                           ("cifar10", "enas_micro", 6e-4)])
+def test_nas_presets_have_the_controller_of_zoph_and_le(task, space, lr):
+    for name in ("paper", "tiny"):
+        cfg, enas_cfg = preset("search", task, name, space, strategy="nas"), preset("search", task, name, space)
+        c = cfg.controller
+        assert cfg.strategy == "nas" and (c.hidden_size, c.num_layers, c.lr, c.init_range) == (35, 2, lr, 0.08)
+        assert enas_cfg.strategy == "enas" and enas_cfg.controller.num_layers == 1
+        assert (c.anchors, c.op_bias) == (enas_cfg.controller.anchors, enas_cfg.controller.op_bias)  # the space's
+    controller, opt = make_controller(enas.get_space(space), c, torch.device("cpu"))
+    assert [(m.input_size, m.hidden_size) for m in controller.lstm] == [(35, 35), (35, 35)]
+    weights = torch.cat([p.detach().flatten() for p in controller.parameters()
+                         if p is not getattr(controller.soft["op"], "bias", None)])  # b_soft starts at 10
+    assert 0.07 < weights.abs().max() <= 0.08 and opt.param_groups[0]["lr"] == lr
+
+
+def _nas_update(cfg, run, rewards):
+    """One controller update of a full-NAS search on given children and rewards (no training)."""
+    search = start_search(cfg, run, progress=False)
+    search.pending = {"archs": [str(search.space.sample(seed=k)) for k in range(len(rewards))],
+                      "rewards": {str(k): r for k, r in enumerate(rewards)}}
+    before = [p.detach().clone() for p in search.controller.parameters()]
+    search._reinforce()
+    moved = max((p.detach() - b).abs().max().item() for p, b in zip(search.controller.parameters(), before))
+    return search, moved
+
+
+def test_nas_controller_update_is_the_shared_one(nas_cfg, tmp_path):
+    """REINFORCE with the per-architecture baseline, the gradient clip and the skip penalty act in full NAS."""
+    search, moved = _nas_update(apply_overrides(nas_cfg, ["controller.entropy_weight=0"]), tmp_path / "plain",
+                                [0.3, 0.1, 0.6])
+    assert moved > 1e-5
+    expected = moving_average(torch.zeros(()), torch.tensor([0.3, 0.1, 0.6]), nas_cfg.controller.baseline_decay)
+    assert torch.allclose(search.baseline, expected[-1])
+    state = torch.load(tmp_path / "plain" / "checkpoints" / "last.pt", weights_only=True)
+    assert torch.equal(state["baseline"], search.baseline)
+    assert torch.equal(resume_search(tmp_path / "plain", progress=False).baseline, search.baseline)
+
+    assert _nas_update(apply_overrides(nas_cfg, ["controller.grad_clip=1e-9"]), tmp_path / "clip",
+                       [0.3, 0.1, 0.6])[1] < 1e-8
+    # skip penalty: no reward signal (equal rewards, no entropy bonus), so only the penalty moves the controller
+    macro = apply_overrides(preset("search", "cifar10", "tiny", "enas_macro", strategy="nas"),
+                            ["controller.entropy_weight=0", "controller.baseline_decay=0"])
+    for weight, moves in ((0.0, False), (0.8, True)):
+        cfg = apply_overrides(macro, [f"controller.skip_weight={weight}"])
+        assert (_nas_update(cfg, tmp_path / f"skip{weight}", [0.5, 0.5])[1] > 1e-5) == moves
 
 
 def test_random_search_without_sharing_leaves_the_controller_alone(nas_cfg, tmp_path):

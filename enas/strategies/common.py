@@ -42,12 +42,15 @@ def run_header(config: dict) -> dict:
 def make_controller(space, c, device: torch.device):
     """The LSTM policy and its Adam optimiser from a ControllerConfig (OFF utils.get_train_ops: Adam
     with beta1 = 0 and eps 1e-3 for the controller)."""
-    from ..controller import MICRO_OP_BIAS, Controller
+    from ..controller import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT, Controller
 
-    controller = Controller(space, hidden_size=c.hidden_size, temperature=c.temperature or None,
-                            tanh_constant=c.tanh_constant or None, init_range=c.init_range,
-                            op_tanh_reduce=c.op_tanh_reduce, op_bias=MICRO_OP_BIAS if c.op_bias else None,
+    controller = Controller(space, hidden_size=c.hidden_size, num_layers=c.num_layers,
+                            temperature=c.temperature or None, tanh_constant=c.tanh_constant or None,
+                            init_range=c.init_range, op_tanh_reduce=c.op_tanh_reduce,
+                            op_bias=MICRO_OP_BIAS if c.op_bias else None,
+                            op_bias_init=MICRO_OP_BIAS_INIT if c.op_bias else None,
                             skip_target=c.skip_target, index_distance_penalty=c.index_distance_penalty or None,
-                            scale_index_input=c.scale_index_input).to(device)
+                            scale_index_input=c.scale_index_input, anchors=c.anchors,
+                            indices_first=c.indices_first).to(device)
     optimizer = torch.optim.Adam(controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999), eps=1e-3)
     return controller, optimizer

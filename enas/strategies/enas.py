@@ -10,6 +10,7 @@ The loop advances one *unit* (a shared step or a controller update) at a time an
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -21,10 +22,11 @@ from ..arch import Arch
 from ..config import SearchConfig, from_dict, to_dict
 from ..errors import ConfigError
 from ..interrupt import stop_on_interrupt
-from ..logger import NullLogger, RunLogger
+from ..logger import NullLogger, RunLogger, format_metric
 from ..nn import build_supernet
 from ..optim import guarded_step, lr_at, make_sgd, set_lr
-from ..spaces import Subset, get_space
+from ..policy_gradient import reinforce
+from ..spaces import get_space
 from ..tasks import make_task
 from .common import make_controller, resolve_device, run_header, seed_everything
 from .distributed import Distributed
@@ -46,8 +48,7 @@ class EnasSearch:
         self.shared_model = self.dist.wrap(self.supernet)  # DistributedDataParallel under torchrun
         self.shared_opt = make_sgd(self.supernet, cfg.shared)
         self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, self.device)
-        self.has_skips = any(isinstance(d, Subset) for d in self.space.decisions)
-        self.baseline: torch.Tensor | None = None
+        self.baseline = torch.zeros((), device=self.device)  # the moving average of the rewards (policy_gradient.py)
         # cursor and counters (all in the checkpoint)
         self.epoch, self.phase, self.step = 0, "shared", 0
         self.shared_step = self.controller_step = 0
@@ -92,13 +93,16 @@ class EnasSearch:
     def run(self, max_units: int | None = None, deadline: float | None = None) -> bool:
         """Run to the last epoch; True when finished, False when stopped (Ctrl-C, max_units, or the
         time.monotonic() deadline of a budgeted comparison)."""
-        units, bar = 0, None
-        with stop_on_interrupt() as stop:
+        units, per_epoch, m = 0, self.shared_steps + self.controller_steps, self.task.metric
+        done = self.epoch * per_epoch + self.step + (self.shared_steps if self.phase == "controller" else 0)
+        # One bar for the whole run. Its postfix shows the values last logged, so it reads nothing off
+        # the device between log steps.
+        shown = (("loss", "shared/loss"), (m, f"shared/{m}"), ("reward", "controller/reward"),
+                 ("entropy", "controller/entropy"))
+        with stop_on_interrupt() as stop, tqdm(total=self.cfg.epochs * per_epoch, initial=done, unit=" shared step",
+                                               desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
+                                               disable=not self.progress) as bar:
             while self.epoch < self.cfg.epochs:
-                if bar is None and self.progress:
-                    bar = tqdm(total=self.shared_steps + self.controller_steps, leave=False,
-                               desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
-                               initial=self.step + (self.shared_steps if self.phase == "controller" else 0))
                 if self.phase == "shared" and self.step < self.shared_steps:
                     self._shared_step()
                 elif self.phase == "shared":
@@ -108,12 +112,15 @@ class EnasSearch:
                     self._controller_step()
                 else:
                     self._end_epoch()
-                    bar = bar.close() if bar else None
                     continue
                 self.step += 1
                 units += 1
-                if bar:
-                    bar.update()
+                last = self.logger.last
+                bar.set_description_str(f"epoch {self.epoch + 1}/{self.cfg.epochs}", refresh=False)
+                bar.unit = " shared step" if self.phase == "shared" else " controller update"
+                bar.set_postfix_str("  ".join(f"{name} {format_metric(name, last[tag])}"
+                                              for name, tag in shown if tag in last), refresh=False)
+                bar.update()
                 over = deadline is not None and time.monotonic() >= deadline
                 if self.dist.any(bool(stop)) or over or (max_units is not None and units >= max_units):
                     self.save()
@@ -158,29 +165,13 @@ class EnasSearch:
         sample = self.controller.sample(c.num_aggregate)               # tokens [n, L], log_prob [n]
         batch = self.task.next_reward_batch()
         metric = torch.stack([self.task.score(self.supernet, t, batch) for t in sample.tokens])  # [n]
-        # ENAS adds the sample entropy to the reward (paper; OFF ptb_enas_controller)
-        reward = self.task.reward(metric) + c.entropy_weight * sample.entropy.detach()
-        if self.baseline is None:
-            self.baseline = reward.mean().detach()                        # ENAS-pytorch: first reward
-        advantage = reward - self.baseline
-        self.baseline = c.baseline_decay * self.baseline + (1 - c.baseline_decay) * reward.mean().detach()
-        loss = -(advantage * sample.log_prob).mean()
-        if self.has_skips and c.skip_weight:
-            loss = loss + c.skip_weight * sample.skip_kl.mean()
-        self.ctrl_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if c.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.controller.parameters(), c.grad_clip)
-        self.ctrl_opt.step()
+        update = reinforce(self.controller, self.ctrl_opt, sample, self.task.reward(metric), self.baseline, c)
+        self.baseline = update.baseline
         self.controller_step += 1
-        self._records.append((self.controller_step, sample.tokens, metric, reward, sample.entropy.detach()))
+        self._records.append((self.controller_step, sample.tokens, metric, update.reward, sample.entropy.detach()))
         if self.controller_step % max(1, self.cfg.log_every // 5) == 0 or self.step + 1 == c.steps:
-            self.logger.scalars({
-                "controller/reward": reward.mean(), "controller/baseline": self.baseline,
-                "controller/advantage": advantage.mean(), "controller/entropy": sample.entropy.mean(),
-                "controller/loss": loss.detach(), f"controller/{self.task.metric}": metric.mean(),
-                **({"controller/skip_rate": sample.skip_rate.mean()} if self.has_skips else {}),
-            }, self.global_step)
+            self.logger.scalars({**update.scalars, f"controller/{self.task.metric}": metric.mean()},
+                                self.global_step)
 
     def _end_epoch(self) -> None:
         if not self.dist.is_main:
@@ -190,10 +181,11 @@ class EnasSearch:
         arch = self.epoch_arch()
         valid = self.task.evaluate(self.supernet, arch, "valid", self.cfg.eval_max_batches)
         self.logger.scalars({f"valid/{self.task.metric}": valid, "epoch": self.epoch + 1}, self.global_step)
-        self.logger.text("controller/most_likely", str(Arch(self.space, arch.tolist())), self.global_step)
+        self.logger.text("valid/arch", str(Arch(self.space, arch.tolist())), self.global_step)
         if self.progress:
-            tqdm.write(f"epoch {self.epoch + 1:3d}  valid {self.task.metric} {valid:8.4g}  "
-                       f"(most likely architecture on the shared weights)")
+            m = self.task.metric
+            tqdm.write(f"epoch {self.epoch + 1}/{self.cfg.epochs}  valid {m} {format_metric(m, valid)} "
+                       f"on the shared weights", file=sys.stderr)
         self.epoch, self.phase, self.step = self.epoch + 1, "shared", 0
         self.save()
 
@@ -227,7 +219,7 @@ class EnasSearch:
         return {
             "config": to_dict(self.cfg), "epoch": self.epoch, "phase": self.phase, "step": self.step,
             "shared_step": self.shared_step, "controller_step": self.controller_step,
-            "skipped": self.skipped.cpu(), "baseline": None if self.baseline is None else self.baseline.cpu(),
+            "skipped": self.skipped.cpu(), "baseline": self.baseline.cpu(),
             "supernet": self.supernet.state_dict(), "shared_opt": self.shared_opt.state_dict(),
             "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
             "task": self.task.state_dict(), "rng": ckpt.rng_state(),
@@ -243,7 +235,7 @@ class EnasSearch:
         self.epoch, self.phase, self.step = state["epoch"], state["phase"], state["step"]
         self.shared_step, self.controller_step = state["shared_step"], state["controller_step"]
         self.skipped = state["skipped"].to(self.device)
-        self.baseline = None if state["baseline"] is None else state["baseline"].to(self.device)
+        self.baseline = state["baseline"].to(self.device)
         self.supernet.load_state_dict(state["supernet"])
         self.shared_opt.load_state_dict(state["shared_opt"])
         self.controller.load_state_dict(state["controller"])

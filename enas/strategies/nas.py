@@ -3,8 +3,9 @@
 Each controller update samples m = controller.num_aggregate architectures; every child is built by
 `build_child` with fresh weights (nothing shared, nothing inherited), trained from scratch for
 `child_epochs` by an executor (in process, worker processes or Ray tasks), and scored on the
-validation split. Rewards follow the NAS paper (`nas_reward`); REINFORCE with the moving-average
-baseline updates the controller once all m children of an update have finished. With
+validation split. Rewards follow the NAS paper (`nas_reward`); the controller update shared with
+ENAS (policy_gradient.py: REINFORCE, moving-average baseline, skip penalty, gradient clip) runs once
+all m children of an update have finished. With
 `uniform=True` (random search) architectures are drawn uniformly and no controller is trained.
 
 The checkpoint is rewritten after every finished child, so a search killed mid-update resumes
@@ -13,10 +14,12 @@ without training again the children it already has.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .. import checkpoint as ckpt
 from ..arch import Arch
@@ -24,7 +27,8 @@ from ..child_training import child_payload, nas_reward
 from ..config import SearchConfig, TrainConfig, apply_overrides, from_dict, to_dict
 from ..executors import make_executor
 from ..interrupt import stop_on_interrupt
-from ..logger import RunLogger, cell_figure, cell_text
+from ..logger import RunLogger, cell_figure, cell_text, format_metric
+from ..policy_gradient import reinforce
 from ..spaces import get_space
 from .common import make_controller, resolve_device, run_header, seed_everything
 
@@ -40,7 +44,7 @@ class NasSearch:
         self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, torch.device("cpu"))
         self.rng = random.Random(cfg.seed)            # uniform draws of random search
         self.update, self.children = 0, 0
-        self.baseline: float | None = None
+        self.baseline = torch.zeros(())             # the moving average of the rewards (policy_gradient.py)
         self.pending: dict | None = None              # {"archs": [str], "rewards": {index: float}}
         self.best: dict | None = None                 # the archs.jsonl record of the best child so far
         self.logger = RunLogger(self.run_dir)
@@ -69,7 +73,10 @@ class NasSearch:
         done = 0
         executor = make_executor(c.executor, workers=c.workers, num_cpus=c.cpus_per_child,
                                  num_gpus=c.gpus_per_child, address=c.ray_address or None)
-        with executor, stop_on_interrupt() as stop:
+        finished = self.children + len(self.pending["rewards"] if self.pending else ())
+        bar = tqdm(total=c.nas_updates * c.controller.num_aggregate, initial=finished, unit=" child",
+                   desc=c.strategy, dynamic_ncols=True, disable=not self.progress)
+        with executor, stop_on_interrupt() as stop, bar:
             while self.update < c.nas_updates:
                 if self.pending is None:
                     self.pending = {"archs": self._draw(c.controller.num_aggregate), "rewards": {}}
@@ -82,6 +89,8 @@ class NasSearch:
                             Arch.parse(self.space, arch), self._child_config(index))})
                 for outcome in executor.results():
                     self._record(outcome)
+                    bar.set_postfix_str(f"best reward {self.best['reward']:.4g}" if self.best else "", refresh=False)
+                    bar.update()
                     done += 1
                     over = deadline is not None and time.monotonic() >= deadline
                     if stop or over or (max_children is not None and done >= max_children):
@@ -104,6 +113,11 @@ class NasSearch:
             self.best = record
             self._write_best()
         self.save()
+        if self.progress:
+            name = result["metric"] if result else None
+            tqdm.write(f"child {self.children + k + 1}  reward {reward:.4g}  {name or 'metric'} "
+                       f"{format_metric(name, record['metric'])}  {outcome['seconds']:.1f} s  "
+                       f"worker {outcome['worker']}" + (f"  error: {error}" if error else ""), file=sys.stderr)
 
     def _reinforce(self) -> None:
         c = self.cfg.controller
@@ -112,17 +126,9 @@ class NasSearch:
         step = self.update + 1
         if not self.uniform:
             sample = self.controller.log_prob([Arch.parse(self.space, a) for a in archs])
-            total = reward + c.entropy_weight * sample.entropy.detach()
-            baseline = total.mean() if self.baseline is None else torch.tensor(self.baseline)
-            loss = -((total - baseline) * sample.log_prob).mean()
-            self.ctrl_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.ctrl_opt.step()
-            self.baseline = float(c.baseline_decay * baseline + (1 - c.baseline_decay) * total.mean())
-            self.logger.scalars({"controller/reward": total.mean(), "controller/baseline": self.baseline,
-                                 "controller/advantage": (total - baseline).mean(),
-                                 "controller/entropy": sample.entropy.mean(), "controller/loss": loss.detach()},
-                                step)
+            update = reinforce(self.controller, self.ctrl_opt, sample, reward, self.baseline, c)
+            self.baseline = update.baseline
+            self.logger.scalars(update.scalars, step)
         self.logger.scalars({"child/reward_mean": reward.mean(), "child/reward_max": reward.max()}, step)
         self.children += len(archs)
         self.update, self.pending = step, None
