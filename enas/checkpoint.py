@@ -33,7 +33,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")  # _PARTIAL matches it
     # Mode 0o666 less the umask, like the event files beside it (mkstemp would make it 0600).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -47,6 +47,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+_PARTIAL = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
+
+
+def remove_partial_writes(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that atomic_write left in `directory` when its process was killed
+    mid-write; returns them. Only for a directory no other process writes (hold its run lock): a save
+    in progress looks the same."""
+    partial = [p for p in Path(directory).glob(".*.tmp") if _PARTIAL.fullmatch(p.name)]
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
 
 
 def _fsync_dir(directory: Path) -> None:

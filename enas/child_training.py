@@ -11,6 +11,7 @@ import time
 
 from .arch import Arch
 from .config import TrainConfig, from_dict
+from .interrupt import Stopped
 
 
 def child_payload(arch: Arch, train_config: dict) -> dict:
@@ -19,14 +20,17 @@ def child_payload(arch: Arch, train_config: dict) -> dict:
 
 
 def train_child(payload: dict) -> dict:
-    """-> {"metrics": [validation metric per epoch], "metric": "ppl"|"acc", "seconds", "parameters"}"""
+    """-> {"metrics": [validation metric per epoch], "metric": "ppl"|"acc", "seconds", "parameters"};
+    raises Stopped when a stop (Ctrl-C, SIGTERM) cut the training short: a partly trained child has no
+    reward to report."""
     from .train import FinalTraining, count_parameters
 
     arch = Arch.from_json(payload)
     cfg = from_dict(TrainConfig, payload["config"])
     start = time.perf_counter()
     run = FinalTraining(arch, cfg, run_dir=None, progress=False)
-    run.run(test=False)
+    if run.run(test=False) is None:
+        raise Stopped(f"child {payload['arch']!r} stopped before the end of its training")
     return {"metrics": run.history, "metric": run.task.metric, "seconds": time.perf_counter() - start,
             "parameters": count_parameters(run.model)}
 

@@ -1,9 +1,14 @@
 """The `enas` command: search, derive, train, compare, config, spaces.
 
-Every user error ends as one line `error: ...` on stderr with exit status 2; Ctrl-C saves a
-checkpoint and exits 130 (continue with --resume). What a run says on its way (the device, progress,
-a line per epoch) goes to stderr; each command ends with a short summary on stdout, or with --json one
-JSON line, so that `enas ... --json > result.json` keeps the result alone.
+Every user error ends as one line `error: ...` on stderr with exit status 2. Ctrl-C (SIGINT) and
+SIGTERM finish or abandon the current unit of work, save a checkpoint and exit 130 and 143 (128 + the
+signal number; continue with --resume); a second signal stops at once. A command holds its run
+directory's lock for its whole life: a second command on it exits 2 naming the first one's pid, and a
+new run refuses a directory that holds one unless --overwrite.
+
+What a run says on its way (the device, progress, a line per epoch) goes to stderr; each command ends
+with a short summary on stdout, or with --json one JSON line, so that `enas ... --json > result.json`
+keeps the result alone.
 """
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ import json
 import shlex
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ArchError, CheckpointError, ConfigError, EnasError
+from .interrupt import stop_on_interrupt
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 
@@ -57,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"set a {what}config field by its dotted name, e.g. seed=7 or controller.lr=3.5e-4 "
                                  f"(`enas config` lists them)")
 
+    def overwrite(parser) -> None:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="start over in a --logdir that holds a run: its run files are removed first")
+
     def run_options(parser) -> None:
         parser.add_argument("--device", default="auto",
                             help="cpu, cuda, cuda:N, or auto: the GPU when there is one (default: %(default)s)")
@@ -78,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="local executor: worker processes")
     overrides(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --logdir")
+    overwrite(s)
     run_options(s)
 
     d = sub.add_parser("derive", help="best of N sampled architectures on the shared weights -> RUN/arch.json")
@@ -94,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default="")
     t.add_argument("--logdir", required=True)
     overrides(t)
-    t.add_argument("--resume", action="store_true")
+    t.add_argument("--resume", action="store_true", help="continue the run in --logdir")
+    overwrite(t)
     run_options(t)
 
     c = sub.add_parser("compare", help="enas, nas and random search under one budget, several seeds")
@@ -105,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--logdir", required=True)
     overrides(c, what="search ")
     overrides(c, "--train-set", "train_overrides", what="final-training ")
+    overwrite(c)
     run_options(c)
 
     g = sub.add_parser("config", help="print a resolved config, one dotted KEY=VALUE per line (what --set takes)")
@@ -215,7 +229,12 @@ def _report(a, lines: list[str], data) -> None:
     print(json.dumps(data, default=to_jsonable) if a.json else "\n".join(lines), flush=True)
 
 
-def _cmd_search(a) -> int:
+def _stopped(run: Path, stop) -> int:
+    print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
+    return stop.exit_status
+
+
+def _cmd_search(a, stop) -> int:
     from .config import apply_overrides, preset
     from .strategies import resume_search, start_search
 
@@ -225,11 +244,10 @@ def _cmd_search(a) -> int:
     if a.resume:
         search = resume_search(run, given, progress=not a.quiet)
     else:
-        if (run / "checkpoints" / "last.pt").exists():
-            raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
         cfg = preset("search", a.task, a.preset, a.space, a.strategy)
         cfg.space, cfg.task, cfg.data_dir = a.space, a.task, a.data_dir
         cfg = apply_overrides(cfg, given)
+        _new_run(run, a.overwrite)
         search = start_search(cfg, run, progress=not a.quiet)
     sharing, c = hasattr(search, "supernet"), search.cfg
     _note(_device_line(search.device) + ("" if sharing else f"; children train on the {c.executor} executor"
@@ -240,12 +258,11 @@ def _cmd_search(a) -> int:
     if dist is not None:
         dist.close()
         if not dist.is_main:
-            return 0 if finished else EXIT_INTERRUPTED
+            return 0 if finished else stop.exit_status
     if finished and hasattr(search, "finish"):
         search.finish()
     if not finished:
-        print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stopped(run, stop)
     _report(a, *_search_summary(search, run, time.monotonic() - start))
     return 0
 
@@ -284,7 +301,7 @@ def _search_summary(search, run: Path, seconds: float) -> tuple[list[str], dict]
     return lines, data
 
 
-def _cmd_derive(a) -> int:
+def _cmd_derive(a, stop) -> int:
     from .logger import format_metric
     from .strategies import load_search
     from .strategies.derive import derive_from
@@ -293,6 +310,9 @@ def _cmd_derive(a) -> int:
     search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
     _note(_device_line(search.device))
     result = derive_from(search, a.samples)
+    if result is None:
+        print(f"stopped: nothing written to {run}; derive again for the same architecture", file=sys.stderr)
+        return stop.exit_status
     m = result["metric_name"]
     _report(a, [f"derived {result['space']} architecture, valid {m} {format_metric(m, result['metric'])}: "
                 f"{result['arch']}",
@@ -302,7 +322,7 @@ def _cmd_derive(a) -> int:
     return 0
 
 
-def _cmd_train(a) -> int:
+def _cmd_train(a, stop) -> int:
     from .config import apply_overrides, preset
     from .logger import format_metric
     from .train import FinalTraining, count_parameters
@@ -314,22 +334,21 @@ def _cmd_train(a) -> int:
     else:
         if a.arch is None:
             raise ArchError("train needs --arch (RUN/arch.json, an arc string or a zoo name)")
-        if (run / "checkpoints" / "last.pt").exists():
-            raise CheckpointError(f"{run} already holds a run; continue it with --resume or choose another --logdir")
         arch, recorded = read_arch(a.arch, a.space)
         if a.task and recorded and a.task != recorded:
             raise ConfigError(f"--task {a.task}, but {a.arch} records task {recorded}")
         cfg = preset("train", a.task or recorded or _only_task(arch.space.name), a.preset, arch.space.name)
         cfg.data_dir = a.data_dir
-        training = FinalTraining.start(arch, apply_overrides(cfg, given), run, progress=not a.quiet)
+        cfg = apply_overrides(cfg, given)
+        _new_run(run, a.overwrite)
+        training = FinalTraining.start(arch, cfg, run, progress=not a.quiet)
     arch, task = training.arch, training.cfg.task
     _note(_device_line(training.device))
     _note(f"training {arch.space.name} '{arch}' on {task}: {count_parameters(training.model):,} parameters")
     start = time.monotonic()
     result = training.run()
     if result is None:
-        print(f"stopped: checkpoint saved in {run}/checkpoints/last.pt; continue with --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stopped(run, stop)
     m = training.task.metric
     valid = result[f"valid_{m}"]
     kept = "" if valid is None else f"valid {m} {format_metric(m, valid)} (epoch {result['epoch_kept']}), "
@@ -341,16 +360,21 @@ def _cmd_train(a) -> int:
     return 0
 
 
-def _cmd_compare(a) -> int:
-    from .strategies.compare import compare
+def _cmd_compare(a, stop) -> int:
+    from .rundir import RUN_FILES
+    from .strategies.compare import ENTRANTS, compare
 
     if a.budget <= 0 or a.seeds < 1:
         raise ConfigError("--budget must be > 0 seconds and --seeds >= 1")
-    if Path(a.logdir, "comparison.md").exists():
-        raise CheckpointError(f"{a.logdir} already holds a comparison; choose another --logdir")
+    _new_run(Path(a.logdir), a.overwrite, names=(*RUN_FILES, *(d for _, d, *_ in ENTRANTS)), resumable=False)
     device = [f"device={a.device}"]
-    table, rows = compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, device + a.overrides,
-                          device + a.train_overrides, progress=not a.quiet)
+    compared = compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, device + a.overrides,
+                       device + a.train_overrides, progress=not a.quiet)
+    if compared is None:
+        print(f"stopped: the comparison in {a.logdir} is unfinished and does not resume; run it again with "
+              f"--overwrite", file=sys.stderr)
+        return stop.exit_status
+    table, rows = compared
     _report(a, [table.rstrip(), "",
                 f"written to {a.logdir}: comparison.md, comparison.json, one run directory per strategy and seed",
                 f"  next: tensorboard --logdir {a.logdir}"], rows)
@@ -378,17 +402,62 @@ def _cmd_spaces(a) -> int:
     return 0
 
 
+def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, resumable: bool = True) -> None:
+    """A new run starts in a directory that holds none; with --overwrite the old run's files go first."""
+    from .rundir import RUN_FILES, remove, run_files
+    from .strategies.distributed import launch_rank
+
+    if launch_rank() != 0:  # under torchrun rank 0 writes the run directory
+        return
+    found = run_files(run, names or RUN_FILES)
+    if found and not overwrite:
+        advice = "continue it with --resume, start it over" if resumable else "replace it"
+        raise CheckpointError(f"{run} already holds a run ({', '.join(p.name for p in found)}); {advice} with "
+                              f"--overwrite or choose another --logdir")
+    remove(found)
+
+
+# the commands that write a run directory, and the argument that names it
+_RUNS = {"search": (_cmd_search, "logdir"), "derive": (_cmd_derive, "run"), "train": (_cmd_train, "logdir"),
+         "compare": (_cmd_compare, "logdir")}
+
+
+@contextmanager
+def _holding(a):
+    """The command's run directory, locked for the command's whole life by the one process that writes it
+    (under torchrun, rank 0). --resume and derive need a run there."""
+    from .rundir import locked, run_files
+    from .strategies.distributed import launch_rank
+
+    run, resume = Path(getattr(a, _RUNS[a.command][1])), getattr(a, "resume", False)
+    if resume and a.overwrite:
+        raise ConfigError("--resume continues the run in --logdir and --overwrite replaces it: give one of them")
+    if resume and not (run / "checkpoints" / "last.pt").exists():
+        raise CheckpointError(f"nothing to resume in {run}: it holds no checkpoints/last.pt"
+                              + ("; start the run over with --overwrite" if run_files(run) else ""))
+    if a.command == "derive" and not run_files(run):
+        raise CheckpointError(f"{run} holds no run")
+    if launch_rank() != 0:
+        yield
+        return
+    with locked(run):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
+    stop = None
     try:
         a = _parser().parse_args(argv)
-        return {"search": _cmd_search, "derive": _cmd_derive, "train": _cmd_train, "compare": _cmd_compare,
-                "config": _cmd_config, "spaces": _cmd_spaces}[a.command](a)
+        if a.command not in _RUNS:
+            return {"config": _cmd_config, "spaces": _cmd_spaces}[a.command](a)
+        with stop_on_interrupt() as stop, _holding(a):
+            return _RUNS[a.command][0](a, stop)
     except EnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second signal, or Ctrl-C before the first one could be handled
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return stop.exit_status if stop else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

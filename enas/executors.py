@@ -20,6 +20,11 @@ A failure never stops a search: every submitted job yields exactly one outcome.
   "worker died (twice)" (for the default max_retries=1).
 Every outcome also has "seconds" (wall time of that attempt) and "worker" (pid of the local worker
 process; "ip:pid" for Ray; None where the worker is unknown).
+
+A stop is not a failure: `results(stop)` ends as soon as `stop()` is true, without an outcome for the
+jobs in flight (close() abandons them), and a job run in this process that raises `Stopped` (Ctrl-C or
+SIGTERM reached it) ends the results the same way. The reader tells "stopped" from "all done" by the
+outcomes it is still missing.
 """
 from __future__ import annotations
 
@@ -38,9 +43,11 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
 
 from .errors import ConfigError
+from .interrupt import Stopped
 
 DEFAULT_FN = "enas.child_training:train_child"
 KINDS = ("local", "ray")
+POLL_SECONDS = 0.2  # how often a wait for other processes' jobs looks at stop()
 
 
 # ----------------------------------------------------------------------------- the job, wherever it runs
@@ -111,7 +118,7 @@ def outcome(job: dict, result=None, error=None, seconds: float = 0.0, worker=Non
 
 
 def run_job(fn: Callable | str, job: dict, threads: int = 0, worker=None) -> dict:
-    """Run one job and describe what happened; raises nothing but KeyboardInterrupt."""
+    """Run one job and describe what happened; raises nothing but KeyboardInterrupt and Stopped."""
     start = time.perf_counter()
     result, error = None, None
     try:
@@ -143,14 +150,19 @@ def _check_job(job: dict) -> dict:
     return {"id": job["id"], "attempt": int(job.get("attempt", 0)), "payload": job["payload"]}
 
 
+def _never() -> bool:
+    return False
+
+
 class Executor:
-    """submit(job); results() yields outcomes in the order they finish, until every job submitted so
-    far (including jobs submitted while iterating) has produced exactly one; close()."""
+    """submit(job); results(stop) yields outcomes in the order they finish, until every job submitted so
+    far (including jobs submitted while iterating) has produced exactly one, or until stop() is true;
+    close()."""
 
     def submit(self, job: dict) -> None:
         raise NotImplementedError
 
-    def results(self) -> Iterator[dict]:
+    def results(self, stop: Callable[[], bool] = _never) -> Iterator[dict]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -176,9 +188,14 @@ class InProcessExecutor(Executor):
     def submit(self, job: dict) -> None:
         self._queue.append(_check_job(job))
 
-    def results(self) -> Iterator[dict]:
-        while self._queue:
-            yield run_job(self.fn, self._queue.popleft())
+    def results(self, stop: Callable[[], bool] = _never) -> Iterator[dict]:
+        while self._queue and not stop():
+            try:
+                out = run_job(self.fn, self._queue[0])
+            except Stopped:  # cut short on request: no outcome, and the job stays queued
+                return
+            self._queue.popleft()
+            yield out
 
     def close(self) -> None:
         self._queue.clear()
@@ -280,11 +297,20 @@ class LocalPoolExecutor(Executor):
             future = self._pool.submit(_pool_run, self.fn, job, self._tickets)
             self._running[future] = (job, self._tickets, time.perf_counter())
 
-    def results(self) -> Iterator[dict]:
-        while self._finished or self._queue or self._running:
+    def results(self, stop: Callable[[], bool] = _never) -> Iterator[dict]:
+        while (self._finished or self._queue or self._running) and not stop():
             if not self._finished:
-                self._fill()
-                done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
+                try:
+                    self._fill()
+                except RuntimeError:
+                    if stop():  # the signal that asked to stop also reached the workers starting up
+                        return
+                    raise
+                done, _ = wait(list(self._running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                # Checked before looking at what finished: a SIGTERM sent to the whole process group
+                # (Slurm, `timeout`) kills the workers too, and those deaths are not the jobs' failures.
+                if stop():
+                    return
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                     self._finished.extend(self._recover())
                 else:
@@ -399,10 +425,12 @@ class RayExecutor(Executor):
     def _launch(self, job: dict) -> None:
         self._running[self._task.remote(self.fn, job, self.threads)] = (job, time.perf_counter())
 
-    def results(self) -> Iterator[dict]:
+    def results(self, stop: Callable[[], bool] = _never) -> Iterator[dict]:
         ray = self._ray
-        while self._running:
-            ready, _ = ray.wait(list(self._running), num_returns=1)
+        while self._running and not stop():
+            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=POLL_SECONDS)
+            if stop():
+                return
             for ref in ready:
                 job, start = self._running.pop(ref)
                 try:

@@ -130,6 +130,10 @@ class RunLogger:
 
     def truncate_archs(self, after_step: int) -> int:
         """Drop the records with step > after_step (and a half-written last line); returns how many went."""
+        return self.keep_archs(lambda record: record.get("step", -math.inf) <= after_step)
+
+    def keep_archs(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the records `keep` refuses (and a half-written last line); returns how many went."""
         if self._archs is not None:
             self._archs.close()
             self._archs = None
@@ -142,7 +146,7 @@ class RunLogger:
             except json.JSONDecodeError:  # cut off by a crash mid-write
                 dropped += 1
                 continue
-            if record.get("step", -math.inf) > after_step:
+            if not keep(record):
                 dropped += 1
             else:
                 kept.append(line)

@@ -2,9 +2,6 @@
 import json
 import math
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -13,7 +10,7 @@ import enas
 from enas.strategies.derive import derive
 from enas.strategies.enas import EnasSearch
 
-from conftest import run_cli
+from conftest import run_cli, start_cli, wait_until
 
 
 def _controller_weights(run_dir):
@@ -79,13 +76,8 @@ def test_ctrl_c_saves_and_resume_finishes(ptb_dir, tmp_path):
     sets = ["--set", "shared_steps=30", "--set", "controller.steps=3", "--set", "epochs=1",
             "--set", "eval_max_batches=2", "--set", "log_every=1"]
     base = ["search", "--data-dir", str(ptb_dir), "--preset", "tiny", "--quiet", *sets]
-    env_cmd = [sys.executable, "-m", "enas", *base, "--logdir", str(tmp_path / "stopped")]
-    proc = subprocess.Popen(env_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "stopped").glob("events.out.tfevents.*")):  # the loop has started
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-        time.sleep(0.05)
+    proc = start_cli(*base, "--logdir", str(tmp_path / "stopped"))
+    wait_until(proc, lambda: list((tmp_path / "stopped").glob("events.out.tfevents.*")))  # the loop has started
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -17,14 +17,6 @@ from enas.strategies.derive import derive
 from conftest import run_cli
 
 
-@pytest.fixture
-def nas_cfg(ptb_dir):
-    cfg = preset("search", "ptb", "tiny", strategy="nas")
-    cfg.data_dir = str(ptb_dir)
-    return apply_overrides(cfg, ["nas_updates=2", "controller.num_aggregate=2", "child_epochs=2",
-                                 "child_max_steps=3", "eval_max_batches=1", "space_options.num_nodes=3"])
-
-
 def _records(run):
     return [json.loads(x) for x in (run / "archs.jsonl").read_text().splitlines()]
 

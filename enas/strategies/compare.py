@@ -6,6 +6,9 @@ all), then its architecture is derived the way the strategy does it (weight shar
 shared weights; no sharing: the best child), and each derived architecture is trained from scratch
 with one and the same final recipe. The table reports the final metric (mean and spread over seeds)
 and the search cost of each strategy.
+
+Each run directory is locked while the comparison writes it. A stop (Ctrl-C, SIGTERM) ends the
+comparison after the current search, derive or final training has saved; a comparison does not resume.
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..arch import Arch
+from ..checkpoint import atomic_write
 from ..config import apply_overrides, preset
+from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger
+from ..rundir import locked
 from ..train import FinalTraining
 from . import start_search
 from .derive import derive
@@ -32,9 +38,9 @@ ENTRANTS = (("enas", "enas", "enas", True), ("nas", "nas", "nas", False),
 
 def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, logdir: str | Path,
             preset_name: str = "tiny", search_overrides: list[str] = (), train_overrides: list[str] = (),
-            progress: bool = True) -> tuple[str, list[dict]]:
+            progress: bool = True) -> tuple[str, list[dict]] | None:
     """Runs everything under logdir/<strategy>/seed<k>/{search,final}; returns the markdown table and
-    the raw figures, also written to logdir/comparison.md and logdir/comparison.json."""
+    the raw figures, also written to logdir/comparison.md and logdir/comparison.json; None when stopped."""
     root = Path(logdir)
     rows = []
     for label, directory, strategy, sharing in ENTRANTS:
@@ -44,24 +50,32 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
             cfg.space, cfg.data_dir, cfg.weight_sharing = space, data_dir, sharing
             cfg = apply_overrides(cfg, [*search_overrides, f"seed={seed}", "epochs=1000000", "nas_updates=1000000"])
             start = time.monotonic()
-            search = start_search(cfg, where / "search", progress=False)
-            search.run(deadline=start + budget)
-            searched = time.monotonic() - start
-            arch_json = derive(where / "search", progress=False) if sharing else \
-                json.loads((where / "search" / "arch.json").read_text())
+            with stop_on_interrupt() as stop, locked(where / "search"):
+                search = start_search(cfg, where / "search", progress=False)
+                search.run(deadline=start + budget)
+                searched = time.monotonic() - start
+                if stop:
+                    return None
+                arch_json = derive(where / "search", progress=False) if sharing else \
+                    json.loads((where / "search" / "arch.json").read_text())
+            if arch_json is None:  # derive stopped
+                return None
             arch = Arch.from_json(arch_json)
             train_cfg = apply_overrides(preset("train", task, preset_name, space),
                                         [f"data_dir={data_dir}", *train_overrides, f"seed={seed}"])
-            result = FinalTraining.start(arch, train_cfg, where / "final", progress=False).run()
+            with locked(where / "final"):
+                result = FinalTraining.start(arch, train_cfg, where / "final", progress=False).run()
+            if result is None:
+                return None
             m = next(k for k in result if k.startswith("test_"))
             rows.append({"strategy": label, "seed": seed, "arch": str(arch), "search_seconds": searched,
                          "derive_seconds": time.monotonic() - start - searched, "final": result[m], "metric": m})
             if progress:
                 tqdm.write(f"{label:24s} seed {seed}: {m} {result[m]:.4g}  ({searched:.0f} s search)", file=sys.stderr)
     table = _table(rows, budget)
-    (root / "comparison.md").write_text(table)
-    (root / "comparison.json").write_text(json.dumps(rows, indent=2))
+    atomic_write(root / "comparison.md", lambda f: f.write(table.encode("utf-8")))
     with RunLogger(root) as logger:
+        logger.write_json("comparison.json", rows)
         for label, *_ in ENTRANTS:
             finals = [r["final"] for r in rows if r["strategy"] == label]
             logger.scalars({f"compare/{label}/final_mean": statistics.fmean(finals)}, 0)

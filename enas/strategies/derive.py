@@ -1,6 +1,10 @@
 """Derive (Pham et al. 2018, sec. 2.2): sample N architectures from the trained policy, score each on
 the shared weights over one validation batch, keep the best. ENAS-pytorch uses N = 100 and the
-first validation batch, so every candidate is scored on the same data."""
+first validation batch, so every candidate is scored on the same data.
+
+A derive writes the candidates' records (phase "derive") in place of an earlier derive's, then
+RUN/arch.json. Stopped (Ctrl-C, SIGTERM) while scoring, it writes nothing; it is seeded, so running it
+again gives the same architecture."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,25 +12,34 @@ from pathlib import Path
 import torch
 
 from ..arch import Arch
+from ..interrupt import stop_on_interrupt
 from ..logger import cell_figure, cell_text
 from . import load_search
 
 
-def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict:
-    """Writes RUN/arch.json ({"space", "options", "arch", "task", "metric", "how"}) and returns it."""
+def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict | None:
+    """Writes RUN/arch.json ({"space", "options", "arch", "task", "metric", "how"}) and returns it;
+    None when stopped."""
     return derive_from(load_search(run_dir, progress=progress), samples)
 
 
-def derive_from(search, samples: int | None = None) -> dict:
+def derive_from(search, samples: int | None = None) -> dict | None:
     """`derive` on a search already loaded (`load_search`), e.g. onto a device of the caller's choice."""
     n = samples or search.cfg.derive_samples
     torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
     tokens = search.candidates(n)                                          # [n, L]
     batch = search.task.first_reward_batch()
-    metric = torch.stack([search.task.score(search.supernet, t, batch) for t in tokens])  # [n]
+    scores = []
+    with stop_on_interrupt() as stop:
+        for t in tokens:
+            if stop:
+                return None
+            scores.append(search.task.score(search.supernet, t, batch))
+    metric = torch.stack(scores)                                           # [n]
     reward = search.task.reward(metric)
     best = int(torch.argmax(reward))
     archs = [Arch(search.space, t) for t in tokens.tolist()]
+    search.logger.keep_archs(lambda record: record.get("phase") != "derive")
     for a, m, r in zip(archs, metric.tolist(), reward.tolist()):
         search.logger.arch({"step": search.controller_step, "epoch": search.epoch, "phase": "derive",
                             "arch": str(a), "reward": r, "metric": m})

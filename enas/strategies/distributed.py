@@ -14,12 +14,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 
+def launch_rank() -> int:
+    """This process's rank in a torchrun launch; 0 for a single process."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class Distributed:
     """The process group of a torchrun launch, or a single process (world size 1)."""
 
     def __init__(self):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
+        self.rank = launch_rank()
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         nccl = torch.cuda.is_available()
         # collectives of small tensors go through the backend's own device

@@ -9,7 +9,10 @@ all m children of an update have finished. With
 `uniform=True` (random search) architectures are drawn uniformly and no controller is trained.
 
 The checkpoint is rewritten after every finished child, so a search killed mid-update resumes
-without training again the children it already has.
+without training again the children it already has. A stop (Ctrl-C, SIGTERM) abandons the children
+still training: they are not recorded, and a resumed search trains them again. Each child's
+archs.jsonl record carries its number in the search ("child"); a record written just before a kill
+and not yet in the checkpoint is dropped on resume, so every child is recorded once.
 """
 from __future__ import annotations
 
@@ -67,8 +70,8 @@ class NasSearch:
             num_valid=c.num_valid, cutout=c.cutout, aux_weight=c.aux_weight, model=c.model, optim=c.shared))
 
     def run(self, max_children: int | None = None, deadline: float | None = None) -> bool:
-        """Run every update; True when finished, False when stopped (Ctrl-C, max_children, or the
-        time.monotonic() deadline of a budgeted comparison: children still training are dropped)."""
+        """Run every update; True when finished, False when stopped (Ctrl-C or SIGTERM, max_children, or
+        the time.monotonic() deadline of a budgeted comparison: children still training are dropped)."""
         c = self.cfg
         done = 0
         executor = make_executor(c.executor, workers=c.workers, num_cpus=c.cpus_per_child,
@@ -77,6 +80,9 @@ class NasSearch:
         bar = tqdm(total=c.nas_updates * c.controller.num_aggregate, initial=finished, unit=" child",
                    desc=c.strategy, dynamic_ncols=True, disable=not self.progress)
         with executor, stop_on_interrupt() as stop, bar:
+            def stopping() -> bool:
+                return bool(stop) or (deadline is not None and time.monotonic() >= deadline)
+
             while self.update < c.nas_updates:
                 if self.pending is None:
                     self.pending = {"archs": self._draw(c.controller.num_aggregate), "rewards": {}}
@@ -87,15 +93,15 @@ class NasSearch:
                         index = self.children + k
                         executor.submit({"id": k, "attempt": 0, "payload": child_payload(
                             Arch.parse(self.space, arch), self._child_config(index))})
-                for outcome in executor.results():
-                    self._record(outcome)
+                for outcome in executor.results(stopping):
+                    self._record(outcome)  # saves the checkpoint
                     bar.set_postfix_str(f"best reward {self.best['reward']:.4g}" if self.best else "", refresh=False)
                     bar.update()
                     done += 1
-                    over = deadline is not None and time.monotonic() >= deadline
-                    if stop or over or (max_children is not None and done >= max_children):
-                        self.save()
+                    if max_children is not None and done >= max_children:
                         return False
+                if len(rewards) < len(archs):  # stopped; the checkpoint has every child recorded so far
+                    return False
                 self._reinforce()
         self.logger.flush()
         return True
@@ -104,15 +110,18 @@ class NasSearch:
         k, result, error = outcome["id"], outcome["result"], outcome["error"]
         reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.cfg.controller.reward_c)
         self.pending["rewards"][str(k)] = reward
-        record = {"step": self.update, "phase": "child", "arch": self.pending["archs"][k], "reward": reward,
+        record = {"step": self.update, "phase": "child", "child": self.children + k,
+                  "arch": self.pending["archs"][k], "reward": reward,
                   "metric": (result["metrics"][-1] if result and result["metrics"] else None),
                   "metrics": result["metrics"] if result else [], "seconds": outcome.get("seconds"),
                   "attempt": outcome["attempt"], "error": error}
-        self.logger.arch(record)
-        if error is None and (self.best is None or reward > self.best["reward"]):
+        self.logger.arch(record)  # a kill before the save below leaves a record that resume drops
+        better = error is None and (self.best is None or reward > self.best["reward"])
+        if better:
             self.best = record
-            self._write_best()
         self.save()
+        if better:  # after the save: resume writes arch.json again from the checkpoint's best
+            self._write_best()
         if self.progress:
             name = result["metric"] if result else None
             tqdm.write(f"child {self.children + k + 1}  reward {reward:.4g}  {name or 'metric'} "
@@ -178,5 +187,15 @@ class NasSearch:
         search.ctrl_opt.load_state_dict(state["ctrl_opt"])
         ckpt.set_random_state(search.rng, state["rng"]["random"])
         ckpt.set_rng_state(state["rng"]["torch"])
-        search.logger.truncate_archs(search.update)
+        search.logger.keep_archs(search._recorded)
+        if search.best is not None:
+            search._write_best()
         return search
+
+    def _recorded(self, record: dict) -> bool:
+        """Whether the checkpoint accounts for an archs.jsonl record: an earlier update, or a child of
+        the pending update whose reward it holds."""
+        if record["step"] != self.update:
+            return record["step"] < self.update
+        rewards = self.pending["rewards"] if self.pending else {}
+        return str(record["child"] - self.children) in rewards
