@@ -293,7 +293,9 @@ def _search_summary(search, run: Path, seconds: float) -> tuple[list[str], dict]
         if best is None:
             lines.append(f"  no child finished without an error: see {run / 'archs.jsonl'}")
         else:
-            lines += [f"  best child: reward {best['reward']:.4g}, valid metric {format_metric(None, best['metric'])}",
+            lines += [f"  best child: reward {best['reward']:.4g}, "
+                      f"valid {best.get('metric_name') or 'metric'} "
+                      f"{format_metric(best.get('metric_name'), best['metric'])}",
                       f"  arch: {best['arch']}"]
         lines.append(f"  written to {run}: arch.json (the best child), archs.jsonl (every child), config.json, "
                      f"TensorBoard events")

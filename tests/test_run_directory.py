@@ -55,7 +55,8 @@ def test_a_nested_stop_is_seen_by_every_level_and_a_second_signal_stops_at_once(
         signal.signal(signal.SIGINT, previous)
 
 
-@pytest.mark.parametrize("case,signum", [("enas", signal.SIGTERM), ("random-shared", signal.SIGINT)])
+@pytest.mark.parametrize("case,signum", [("enas", signal.SIGTERM), ("enas", signal.SIGINT),
+                                         ("random-shared", signal.SIGINT)])
 def test_a_weight_sharing_search_stops_saves_and_resumes(case, signum, ptb_dir, tmp_path):
     run = tmp_path / case
     args = _search(ptb_dir, run, "--strategy", case.split("-")[0], *SHARED)
@@ -76,7 +77,8 @@ def test_a_weight_sharing_search_stops_saves_and_resumes(case, signum, ptb_dir, 
 
 
 @pytest.mark.parametrize("case,signum", [
-    ("nas", signal.SIGINT), ("nas", signal.SIGTERM), ("random-scratch", signal.SIGTERM), ("nas", signal.SIGKILL)])
+    ("nas", signal.SIGINT), ("nas", signal.SIGTERM), ("random-scratch", signal.SIGINT),
+    ("random-scratch", signal.SIGTERM), ("nas", signal.SIGKILL)])
 def test_a_search_without_sharing_abandons_the_child_in_training(case, signum, ptb_dir, tmp_path, capsys):
     run = tmp_path / case
     strategy = ["--strategy", "nas"] if case == "nas" else ["--strategy", "random", "--set", "weight_sharing=false"]

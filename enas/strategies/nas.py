@@ -83,6 +83,11 @@ class NasSearch:
             def stopping() -> bool:
                 return bool(stop) or (deadline is not None and time.monotonic() >= deadline)
 
+            def show() -> None:  # children of this update still queued or training, and the best so far
+                waiting = len(self.pending["archs"]) - len(self.pending["rewards"])
+                best = f", best reward {self.best['reward']:.4g}" if self.best else ""
+                bar.set_postfix_str(f"{waiting} in flight{best}")
+
             while self.update < c.nas_updates:
                 if self.pending is None:
                     self.pending = {"archs": self._draw(c.controller.num_aggregate), "rewards": {}}
@@ -93,9 +98,10 @@ class NasSearch:
                         index = self.children + k
                         executor.submit({"id": k, "attempt": 0, "payload": child_payload(
                             Arch.parse(self.space, arch), self._child_config(index))})
+                show()
                 for outcome in executor.results(stopping):
                     self._record(outcome)  # saves the checkpoint
-                    bar.set_postfix_str(f"best reward {self.best['reward']:.4g}" if self.best else "", refresh=False)
+                    show()
                     bar.update()
                     done += 1
                     if max_children is not None and done >= max_children:
@@ -113,6 +119,7 @@ class NasSearch:
         record = {"step": self.update, "phase": "child", "child": self.children + k,
                   "arch": self.pending["archs"][k], "reward": reward,
                   "metric": (result["metrics"][-1] if result and result["metrics"] else None),
+                  "metric_name": result["metric"] if result else None,
                   "metrics": result["metrics"] if result else [], "seconds": outcome.get("seconds"),
                   "attempt": outcome["attempt"], "error": error}
         self.logger.arch(record)  # a kill before the save below leaves a record that resume drops
@@ -147,7 +154,8 @@ class NasSearch:
         arch = Arch.parse(self.space, self.best["arch"])
         what = "random" if self.uniform else "sampled by the controller"
         self.logger.write_json("arch.json", arch.to_json(
-            metric=self.best["metric"], reward=self.best["reward"],
+            task=self.cfg.task, metric=self.best["metric"], metric_name=self.best.get("metric_name"),
+            reward=self.best["reward"],
             how=f"best reward among the children ({what}) trained from scratch for "
                 f"{self.cfg.child_epochs} epoch(s), scored on the validation split"))
 
