@@ -10,6 +10,7 @@ numbers, strings, None and lists / tuples / dicts of them (model and optimizer s
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -23,30 +24,50 @@ from typing import Any, Callable, IO
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, WriteError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call `write(f)` on a temporary file beside `path`, make it durable, then rename it to `path`.
 
-    On any exception the temporary file is removed and `path` is left as it was.
+    On any exception the temporary file is removed and `path` is left as it was; a full disk raises
+    WriteError ("no space left on device while writing PATH"). A symbolic link at `path` is replaced,
+    never written through.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")  # _PARTIAL matches it
-    # Mode 0o666 less the umask, like the event files beside it (mkstemp would make it 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Mode 0o666 less the umask, like the event files beside it (mkstemp would make it 0600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: Ctrl-C during a save must not leave debris
+    except BaseException as e:  # also KeyboardInterrupt: Ctrl-C during a save must not leave debris
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if disk_full(e):
+            raise WriteError(f"no space left on device while writing {path} (its previous version is kept); "
+                             f"free some space, then run the command again (with --resume to continue)") from None
         raise
     _fsync_dir(path.parent)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether exc, or an error it was raised from (torch.save wraps the OSError of a failed write in a
+    RuntimeError), says the disk or the user's quota is full."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 _PARTIAL = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
@@ -116,10 +137,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        # torch names what the safe unpickler refused: "Unsupported global: GLOBAL numpy...._reconstruct"
+        # for a class it does not know, "unsupported GLOBAL posix.system whose module posix is blocked"
+        # for a module it never imports.
+        found = re.search(r"GLOBAL ([\w.]+)", str(e), re.IGNORECASE)
         if found:
-            raise CheckpointError(f"checkpoint {path} holds a {found.group(1)}; a checkpoint may only hold "
-                                  f"tensors, numbers, strings and lists/tuples/dicts of them") from None
+            raise CheckpointError(f"checkpoint {path} refused: it asks to load {found.group(1)}; a checkpoint "
+                                  f"may only hold tensors, numbers, strings and lists/tuples/dicts of them") from None
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt (not a torch checkpoint)") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, AttributeError, ImportError,
             OSError) as e:

@@ -1,4 +1,4 @@
-"""The `enas` command: search, derive, train, compare, config, spaces.
+"""The `enas` command: search, derive, analyze, train, compare, config, spaces.
 
 Every user error ends as one line `error: ...` on stderr with exit status 2. Ctrl-C (SIGINT) and
 SIGTERM finish or abandon the current unit of work, save a checkpoint and exit 130 and 143 (128 + the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -97,6 +98,22 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--samples", type=int, default=None, help="default: the run's derive_samples (100 in paper)")
     run_options(d)
 
+    def a_run(text: str) -> str:  # checked before the command locks the directory, which would make it
+        from .rundir import run_files
+
+        if not run_files(text):
+            raise argparse.ArgumentTypeError(f"{text} holds no run")
+        return text
+
+    n = sub.add_parser("analyze", help="trained controller vs its initial weights vs uniform on the shared "
+                                       "weights; hidden states, embeddings -> RUN/analysis/")
+    n.add_argument("run", type=a_run, help="an enas search run directory")
+    n.add_argument("--samples", type=int, default=1000,
+                   help="architectures per group, 1..100000 (default: %(default)s)")
+    n.add_argument("--batches", type=int, default=10,
+                   help="validation batches every architecture is scored on, 1..10000 (default: %(default)s)")
+    run_options(n)
+
     t = sub.add_parser("train", help="train an architecture from scratch; reports valid and test metric")
     t.add_argument("--arch", default=None, help="RUN/arch.json, an arc string, or a zoo name (enas.zoo)")
     choice(t, "--space", spaces, None, "the space of an arc string")
@@ -138,17 +155,16 @@ def read_arch(text: str, space_name: str | None):
     """
     from . import zoo
     from .arch import Arch
+    from .rundir import read_json
     from .spaces import get_space
     from .strategies import run_config
 
     path, task = Path(text), None
-    if text.endswith(".json") or path.is_file():
-        try:
-            obj = json.loads(path.read_text())
-        except OSError as e:
-            raise ArchError(f"cannot read {text}: {e.strerror}") from None
-        except ValueError as e:
-            raise ArchError(f"{text} is not an architecture JSON: {e}") from None
+    if text.endswith(".json") or (os.path.lexists(text) and text not in zoo.names()):
+        obj = read_json(path, "the architecture file", ArchError)
+        if not isinstance(obj, dict) or not isinstance(obj.get("task", ""), (str, type(None))):
+            raise ArchError(f"{text} is not an architecture JSON (an object with \"space\" and \"arch\", as "
+                            f"`enas derive` writes)")
         arch = Arch.from_json(obj)
         task = obj.get("task")
         if task is None and (path.parent / "config.json").exists():  # an arch.json that predates "task"
@@ -178,33 +194,13 @@ def _only_task(space: str) -> str:
     return tasks[0]
 
 
-def _flat(values: dict, prefix: str = "") -> dict:
-    """A nested config dict with dotted keys, the names --set takes."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def _closest_preset(cfg) -> str:
-    """The search preset `cfg` differs from in the fewest fields: the final recipe to suggest next
-    (a run records its resolved config, not the preset it started from)."""
-    from .config import PRESETS, preset, to_dict
-
-    mine = _flat(to_dict(cfg))
-    names = sorted({p for kind, t, s, p in PRESETS if (kind, t, s) == ("search", cfg.task, cfg.space)})
-    return min(names, default="paper", key=lambda name: sum(
-        mine.get(k) != v for k, v in _flat(to_dict(preset("search", cfg.task, name, cfg.space, cfg.strategy))).items()))
-
-
 def _next_train(run: Path, cfg) -> str:
     """The final training that follows a search, as a command line."""
+    from .hparams import closest_preset
+
     data = ["--data-dir", cfg.data_dir] if cfg.data_dir else []
     return shlex.join(["enas", "train", "--arch", str(run / "arch.json"), *data, "--logdir", f"{run}-final",
-                       "--preset", _closest_preset(cfg)])
+                       "--preset", closest_preset(cfg)])
 
 
 def _n(count: int, one: str, many: str = "") -> str:
@@ -236,22 +232,26 @@ def _stopped(run: Path, stop) -> int:
 
 def _cmd_search(a, stop) -> int:
     from .config import apply_overrides, preset
-    from .strategies import resume_search, start_search
+    from .strategies import check_search, resume_search, start_search
 
     run = Path(a.logdir)
     extra = [f"executor={a.executor}"] * bool(a.executor) + [f"workers={a.workers}"] * (a.workers is not None)
     given = [f"device={a.device}", *a.overrides, *extra]
     if a.resume:
+        if a.data_dir:  # the data may have moved since the run started
+            given.insert(1, f"data_dir={a.data_dir}")
         search = resume_search(run, given, progress=not a.quiet)
     else:
         cfg = preset("search", a.task, a.preset, a.space, a.strategy)
         cfg.space, cfg.task, cfg.data_dir = a.space, a.task, a.data_dir
         cfg = apply_overrides(cfg, given)
+        check_search(cfg)  # before anything is written
         _new_run(run, a.overwrite)
         search = start_search(cfg, run, progress=not a.quiet)
     sharing, c = hasattr(search, "supernet"), search.cfg
-    _note(_device_line(search.device) + ("" if sharing else f"; children train on the {c.executor} executor"
-                                         + (f" ({_n(c.workers, 'worker')})" if c.executor == "local" else "")))
+    where = f" ({_n(c.workers, 'worker')})" if c.executor == "local" else \
+        f" ({'Ray at ' + c.ray_address if c.ray_address else 'a Ray instance started here'})"
+    _note(_device_line(search.device) + ("" if sharing else f"; children train on the {c.executor} executor{where}"))
     start = time.monotonic()
     finished = search.run()
     dist = getattr(search, "dist", None)
@@ -261,6 +261,8 @@ def _cmd_search(a, stop) -> int:
             return 0 if finished else stop.exit_status
     if finished and hasattr(search, "finish"):
         search.finish()
+    if finished and not sharing:
+        search.check_success()  # a search whose every child failed has no result to report
     if not finished:
         return _stopped(run, stop)
     _report(a, *_search_summary(search, run, time.monotonic() - start))
@@ -290,13 +292,10 @@ def _search_summary(search, run: Path, seconds: float) -> tuple[list[str], dict]
         data.update({"children": search.children, "failed": failed, "best": best, "next": _next_train(run, c)})
         lines = [f"{head}: {_n(search.children, 'child', 'children')} trained from scratch"
                  + (f", {failed} failed" if failed else "")]
-        if best is None:
-            lines.append(f"  no child finished without an error: see {run / 'archs.jsonl'}")
-        else:
-            lines += [f"  best child: reward {best['reward']:.4g}, "
-                      f"valid {best.get('metric_name') or 'metric'} "
-                      f"{format_metric(best.get('metric_name'), best['metric'])}",
-                      f"  arch: {best['arch']}"]
+        lines += [f"  best child: reward {best['reward']:.4g}, "  # there is one: see NasSearch.check_success
+                  f"valid {best.get('metric_name') or 'metric'} "
+                  f"{format_metric(best.get('metric_name'), best['metric'])}",
+                  f"  arch: {best['arch']}"]
         lines.append(f"  written to {run}: arch.json (the best child), archs.jsonl (every child), config.json, "
                      f"TensorBoard events")
     lines.append(f"  next: {data['next']}")
@@ -306,9 +305,11 @@ def _search_summary(search, run: Path, seconds: float) -> tuple[list[str], dict]
 def _cmd_derive(a, stop) -> int:
     from .logger import format_metric
     from .strategies import load_search
-    from .strategies.derive import derive_from
+    from .strategies.derive import check_samples, derive_from
 
     run = Path(a.run)
+    if a.samples is not None:
+        check_samples(a.samples)  # before the search is loaded
     search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
     _note(_device_line(search.device))
     result = derive_from(search, a.samples)
@@ -324,6 +325,23 @@ def _cmd_derive(a, stop) -> int:
     return 0
 
 
+def _cmd_analyze(a, stop) -> int:
+    from .analysis import FILES, analyze_search, check_options, check_run, summary_lines
+    from .strategies import load_search
+
+    run = Path(a.run)
+    check_options(a.samples, a.batches)  # before the search is loaded
+    check_run(run)
+    search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
+    _note(_device_line(search.device))
+    result = analyze_search(search, a.samples, a.batches, progress=not a.quiet)
+    if result is None:
+        print(f"stopped: nothing written to {run / 'analysis'}; analyze again for the same numbers", file=sys.stderr)
+        return stop.exit_status
+    _report(a, summary_lines(result, list(FILES)), result)
+    return 0
+
+
 def _cmd_train(a, stop) -> int:
     from .config import apply_overrides, preset
     from .logger import format_metric
@@ -332,6 +350,8 @@ def _cmd_train(a, stop) -> int:
     run = Path(a.logdir)
     given = [f"device={a.device}", *a.overrides]
     if a.resume:
+        if a.data_dir:  # the data may have moved since the run started
+            given.insert(1, f"data_dir={a.data_dir}")
         training = FinalTraining.resume(run, given, progress=not a.quiet)
     else:
         if a.arch is None:
@@ -385,6 +405,7 @@ def _cmd_compare(a, stop) -> int:
 
 def _cmd_config(a) -> int:
     from .config import apply_overrides, preset, to_dict
+    from .hparams import flat
     from .spaces import get_space
 
     cfg = apply_overrides(preset(a.kind, a.task, a.preset, a.space), a.overrides)
@@ -392,7 +413,7 @@ def _cmd_config(a) -> int:
     if a.kind == "search":  # the space's defaults too, so that every option it has is listed
         values["space_options"] = get_space(cfg.space, **cfg.space_options).options
     print(f"# {a.kind} config of {a.space} on {a.task}, preset {a.preset}; change a line with --set KEY=VALUE")
-    print("\n".join(f"{key}={value}" for key, value in _flat(values).items()))
+    print("\n".join(f"{key}={value}" for key, value in flat(values).items()))
     return 0
 
 
@@ -421,7 +442,7 @@ def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, r
 
 # the commands that write a run directory, and the argument that names it
 _RUNS = {"search": (_cmd_search, "logdir"), "derive": (_cmd_derive, "run"), "train": (_cmd_train, "logdir"),
-         "compare": (_cmd_compare, "logdir")}
+         "compare": (_cmd_compare, "logdir"), "analyze": (_cmd_analyze, "run")}
 
 
 @contextmanager
@@ -431,7 +452,11 @@ def _holding(a):
     from .rundir import locked, run_files
     from .strategies.distributed import launch_rank
 
-    run, resume = Path(getattr(a, _RUNS[a.command][1])), getattr(a, "resume", False)
+    name = getattr(a, _RUNS[a.command][1])
+    if not name.strip():
+        raise ConfigError(f"{'--logdir' if _RUNS[a.command][1] == 'logdir' else 'the run directory'} is empty; "
+                          f"name the run directory")
+    run, resume = Path(name), getattr(a, "resume", False)
     if resume and a.overwrite:
         raise ConfigError("--resume continues the run in --logdir and --overwrite replaces it: give one of them")
     if resume and not (run / "checkpoints" / "last.pt").exists():
@@ -456,6 +481,15 @@ def main(argv: list[str] | None = None) -> int:
             return _RUNS[a.command][0](a, stop)
     except EnasError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as e:  # a full disk wherever it strikes (an atomic save says which file itself)
+        from .checkpoint import disk_full
+
+        if not disk_full(e):
+            raise
+        where = f" while writing {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"error: no space left on device{where}; free some space, then run the command again (with "
+              f"--resume to continue)", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # a second signal, or Ctrl-C before the first one could be handled
         print("interrupted", file=sys.stderr)

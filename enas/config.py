@@ -77,6 +77,17 @@ class ControllerConfig:
     skip_weight: float = 0.0      #   with this weight (0 = off)
     anchors: str = "after"        # which controller state stands for a node: after | own_step | before
     indices_first: bool = True    # a node's predecessor decisions before its ops (official micro order)
+    # Memorisation regulariser (Adam & Lorraine 2019, arXiv:1904.00438; enas/memory.py): the controller
+    # also learns to reconstruct architectures it sampled earlier. ENAS search only: random search
+    # trains no controller and full NAS (strategy "nas") does not use it. Epochs are counted from 1.
+    memory: bool = False          # on/off
+    memory_start_epoch: int = 5   # from the end of this epoch on, store samples after every epoch:
+    memory_per_epoch: int = 1000  #   this many per epoch
+    memory_size: int = 10000      #   until this many are held; then each epoch overwrites
+    memory_replace: int = 100     #   this many random rows with new samples
+    memory_loss_start_epoch: int = 10  # from this epoch's controller updates on, every update adds
+    memory_weight: float = 1.0    #   this times the negative log-likelihood (teacher forced, mean over rows)
+    memory_batch: int = 100       #   of this many rows drawn uniformly from the memory
 
 
 @dataclass
@@ -187,7 +198,10 @@ def _ptb_search_tiny() -> SearchConfig:
         model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
                           max_hidden_norm=5.0, init_range=0.1),
         shared=OptimConfig(lr=5.0, grad_clip=0.25),
-        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2, anchors="before"),
+        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2, anchors="before",
+                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
+                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
+                                    memory_loss_start_epoch=2, memory_batch=4),
     )
 
 
@@ -319,7 +333,10 @@ def _image_search_tiny(space: str) -> SearchConfig:
                                     reward_c=1.0, skip_weight=0.8 if space == "enas_macro" else 0.0,
                                     op_tanh_reduce=1.0 if space == "enas_macro" else 2.5,
                                     op_bias=space == "enas_micro",
-                                    anchors="after" if space == "enas_macro" else "own_step"),
+                                    anchors="after" if space == "enas_macro" else "own_step",
+                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
+                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
+                                    memory_loss_start_epoch=2, memory_batch=4),
     )
 
 
@@ -456,13 +473,13 @@ def _convert(text: str, typ: Any, key: str) -> Any:
             value = typ(text)
         except ValueError:
             raise ConfigError(f"{key} expects {typ.__name__}, got {text!r}") from None
-        if typ is float and value != value:
-            raise ConfigError(f"{key} must be a number, got {text!r}")
+        if typ is float and (value != value or value in (float("inf"), float("-inf"))):
+            raise ConfigError(f"{key} must be a finite number, got {text!r}")
         return value
     if typ is Any or typ is dict:
         try:
             value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
             value = text
         if typ is dict and not isinstance(value, dict):
             raise ConfigError(f"{key} expects a dict like {{'num_nodes': 8}}, got {text!r}")
@@ -490,27 +507,65 @@ def apply_overrides(cfg: Any, pairs: list[str]) -> Any:
 
 
 def validate(cfg: Any) -> None:
-    """Range checks a type cannot express."""
+    """Type and range checks, for values given with --set and for configs read back from a run
+    directory: every value of its field's type, every number finite, counts and sizes >= 1, learning
+    rates > 0, the seed in 0 .. 2**32 - 1 (what numpy's generator takes)."""
     def walk(obj: Any, prefix: str):
+        hints = typing.get_type_hints(type(obj))
         for f in fields(obj):
             v = getattr(obj, f.name)
             key = prefix + f.name
-            if is_dataclass(v):
+            typ = hints.get(f.name)
+            if is_dataclass(typ):
+                if not isinstance(v, typ):
+                    raise ConfigError(f"{key} must be a section of fields, got {v!r:.60}")
                 walk(v, key + ".")
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                continue
+            kind, what = {float: ((int, float), "a number"), int: (int, "a whole number"), str: (str, "text"),
+                          bool: (bool, "true or false"), dict: (dict, "a dict")}.get(typ, (None, ""))
+            if kind and (not isinstance(v, kind) or (typ is not bool and isinstance(v, bool))):
+                raise ConfigError(f"{key} must be {what}, got {v!r:.60}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if v != v or v in (float("inf"), float("-inf")):
+                    raise ConfigError(f"{key} must be a finite number, got {v}")
                 if v < 0:
                     raise ConfigError(f"{key} must be >= 0, got {v}")
-                if f.name.startswith("dropout") and v >= 1:
+                if (f.name.startswith("dropout") or f.name == "drop_path") and v >= 1:
                     raise ConfigError(f"{key} is a drop rate and must be < 1, got {v}")
+
+    def value(dotted: str):
+        obj = cfg
+        for name in dotted.split("."):
+            obj = getattr(obj, name, None)
+        return obj
+
     walk(cfg, "")
     for section in (getattr(cfg, "shared", None), getattr(cfg, "optim", None)):
         if section is not None and section.schedule not in ("exp", "cosine"):
             raise ConfigError(f"schedule must be 'exp' or 'cosine', got {section.schedule!r}")
     if cfg.model.style not in ("search", "final"):
         raise ConfigError(f"model.style must be 'search' or 'final', got {cfg.model.style!r}")
-    for name in ("epochs", "batch_size", "bptt", "eval_batch_size"):
-        if getattr(cfg, name, 1) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("epochs", "batch_size", "bptt", "eval_batch_size", "log_every", "derive_samples", "nas_updates",
+                 "child_epochs", "model.hidden_size", "model.channels", "controller.hidden_size",
+                 "controller.num_layers", "controller.num_aggregate", "shared.lr_T0", "shared.lr_T_mul",
+                 "optim.lr_T0", "optim.lr_T_mul"):
+        if value(name) is not None and value(name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value(name)}")
+    for name in ("shared.lr", "optim.lr", "controller.lr", "cpus_per_child"):
+        if value(name) is not None and not value(name) > 0:
+            raise ConfigError(f"{name} must be > 0, got {value(name)}")
+    for name, below_one in (("controller.adam_beta1", True), ("controller.baseline_decay", False),
+                            ("controller.skip_target", False)):  # Adam needs beta1 < 1
+        v = value(name)
+        if v is not None and (v >= 1 if below_one else v > 1):
+            raise ConfigError(f"{name} must be {'< 1' if below_one else '<= 1'}, got {v}")
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed must be in 0 .. {2**32 - 1}, got {cfg.seed}")
+    if value("executor") not in (None, "local", "ray"):
+        raise ConfigError(f"executor must be 'local' or 'ray', got {cfg.executor!r}")
+    if value("strategy") is not None and cfg.task != "ptb" and cfg.num_valid < 1:
+        raise ConfigError("a search on images scores architectures on held-out training images: num_valid "
+                          "must be >= 1")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -216,6 +216,31 @@ class Controller(nn.Module):
 
     def log_prob(self, archs: Sequence[Arch] | torch.Tensor) -> Sample:
         """The policy's log-probability, entropy and skip statistics of given architectures."""
+        tokens = self._given(archs)
+        return self._run(tokens.shape[0], tokens=tokens)
+
+    def hidden_states(self, archs: Sequence[Arch] | torch.Tensor) -> torch.Tensor:
+        """The top LSTM output at every decision step of given architectures (teacher forced), [n, D + 1, H].
+
+        Column j < D is the output of the step that makes decision `decision_order[j]` (the order the
+        controller decides in, which `indices_first` may differ from the token order); it has read every
+        earlier decision. The last column is the state after the last decision has been read: one more
+        step fed its input (with anchors="own_step" the node's own step, which reads it already). It
+        depends on every token, so it serves as the architecture's embedding. The pass is the one of
+        `sample` and `log_prob`, so column j equals the state the controller sampled decision j from.
+        """
+        tokens = self._given(archs)
+        trace: list[torch.Tensor] = []
+        self._run(tokens.shape[0], tokens=tokens, trace=trace)
+        return torch.stack(trace, dim=1)
+
+    @property
+    def decision_order(self) -> tuple[int, ...]:
+        """Indices into `space.decisions` in the order the controller makes them (columns of hidden_states)."""
+        return tuple(t for cell in self._cells for t, _ in cell)
+
+    def _given(self, archs: Sequence[Arch] | torch.Tensor) -> torch.Tensor:
+        """Architectures as validated token rows [n, L] on the controller's device."""
         if isinstance(archs, torch.Tensor):
             tokens = archs.unsqueeze(0) if archs.dim() == 1 else archs
         else:
@@ -228,8 +253,7 @@ class Controller(nn.Module):
         if tokens.dim() != 2 or tokens.shape[1] != self.space.num_tokens:
             raise ArchError(f"{self.space.name}: expected tokens of shape [n, {self.space.num_tokens}], "
                             f"got {list(tokens.shape)}")
-        tokens = tokens.to(device=self.g_emb.device, dtype=torch.long)
-        return self._run(tokens.shape[0], tokens=tokens)
+        return tokens.to(device=self.g_emb.device, dtype=torch.long)
 
     def forward(self, n: int = 1, greedy: bool = False) -> Sample:
         return self.sample(n, greedy=greedy)
@@ -276,7 +300,9 @@ class Controller(nn.Module):
         return given, logp.gather(1, given[:, None]).squeeze(1), -(logp.exp() * logp).sum(-1)
 
     def _run(self, n: int, tokens: torch.Tensor | None = None, greedy: bool = False,
-             generator: torch.Generator | None = None) -> Sample:
+             generator: torch.Generator | None = None, trace: list[torch.Tensor] | None = None) -> Sample:
+        """The pass of sample and log_prob; `trace`, when given, collects the top h [n, H] of every
+        decision step and then the state after the last decision (hidden_states)."""
         space, H = self.space, self.hidden_size
         ref = self.g_emb
         zeros = ref.new_zeros(n)
@@ -304,6 +330,8 @@ class Controller(nn.Module):
             for t, new_anchor in cell:
                 d, pos = space.decisions[t], space.offsets[t]
                 h = self._step(x, state)  # [n, H]
+                if trace is not None:
+                    trace.append(h)
                 if new_anchor:
                     add_anchor(h, h)
                 given = tokens[:, pos] if tokens is not None else None
@@ -366,6 +394,9 @@ class Controller(nn.Module):
                     add_anchor(h, h)
                     x = start
 
+        if trace is not None:  # the state that has read the last decision
+            last_read = self.anchors == "own_step" and space.decisions[self._cells[-1][-1][0]].anchor
+            trace.append(h if last_read else self._step(x, state))
         if num_subsets:
             skip_kl = skip_kl / num_subsets
             skip_bits = skip_bits / num_bits

@@ -14,8 +14,16 @@ class ConfigError(EnasError, ValueError):
 
 
 class DataError(EnasError):
-    """Missing, truncated or altered data files."""
+    """Missing, truncated, unreadable or altered data files."""
 
 
 class CheckpointError(EnasError):
     """A run directory or checkpoint that cannot be read or resumed."""
+
+
+class WriteError(EnasError):
+    """A run directory that cannot be written: read-only, not a directory, a symbolic link, a full disk."""
+
+
+class Diverged(EnasError):
+    """Training whose loss stopped being finite: the checkpoint is saved, the settings need changing."""

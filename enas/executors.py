@@ -468,12 +468,10 @@ class RayExecutor(Executor):
 
 # ----------------------------------------------------------------------------- the one entry point
 
-def make_executor(kind: str = "local", workers: int = 1, fn: Callable | str | None = None,
-                  num_cpus: float = 1, num_gpus: float = 0, address: str | None = None,
-                  max_retries: int = 1) -> Executor:
-    """Where children train: "local" (workers <= 1: in this process; more: a pool of processes) or
-    "ray" (needs `pip install "enas[ray]"`). fn: a module-level callable or "module:function";
-    default "enas.child_training:train_child". max_retries: runs after a worker death."""
+def check_executor(kind: str = "local", workers: int = 1, num_cpus: float = 1, num_gpus: float = 0,
+                   max_retries: int = 1) -> None:
+    """ConfigError unless make_executor can start an executor of this kind; starts nothing (a search
+    checks this before its first child)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown executor {kind!r}; choose one of {', '.join(KINDS)}")
     if not isinstance(workers, int) or workers < 0:
@@ -481,6 +479,17 @@ def make_executor(kind: str = "local", workers: int = 1, fn: Callable | str | No
     if not num_cpus > 0 or not num_gpus >= 0 or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"invalid resources: num_cpus={num_cpus!r} (> 0), num_gpus={num_gpus!r} (>= 0), "
                           f"max_retries={max_retries!r} (whole, >= 0)")
+    if kind == "ray":
+        _import_ray()
+
+
+def make_executor(kind: str = "local", workers: int = 1, fn: Callable | str | None = None,
+                  num_cpus: float = 1, num_gpus: float = 0, address: str | None = None,
+                  max_retries: int = 1) -> Executor:
+    """Where children train: "local" (workers <= 1: in this process; more: a pool of processes) or
+    "ray" (needs `pip install "enas[ray]"`). fn: a module-level callable or "module:function";
+    default "enas.child_training:train_child". max_retries: runs after a worker death."""
+    check_executor(kind, workers, num_cpus, num_gpus, max_retries)
     fn = DEFAULT_FN if fn is None else fn
     resolve_fn(fn)  # a typo in the work function is a configuration error, found before any job runs
     if kind == "local" and workers <= 1:

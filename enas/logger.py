@@ -104,6 +104,23 @@ class RunLogger:
     def figure(self, tag: str, figure: Figure, step: int, close: bool = True) -> None:
         self.writer.add_figure(tag, figure, global_step=int(step), close=close)
 
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, Any], step: int = 0) -> None:
+        """This run's row in TensorBoard's HPARAMS tab: `hparams` (bool, int, float or str values, e.g.
+        from `enas.hparams.run_hparams`) and `metrics`, tags whose values the tab reads from the
+        scalars of the same tag (logged here too, at `step`; a later scalar of the tag updates the row).
+        Metrics that are None (not measured) are left out."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        values = {tag: _number(v) for tag, v in metrics.items() if v is not None}
+        # Into this run's own event file (SummaryWriter.add_hparams would open a sub-run), and without
+        # the experiment summary: TensorBoard shows the first experiment summary it finds under a
+        # logdir, so with one per run, runs of other settings would lose their columns; without any,
+        # it builds the table from every run's session.
+        _experiment, session_start, session_end = hparams_summary(hparams, values)
+        self.writer.file_writer.add_summary(session_start)
+        self.writer.file_writer.add_summary(session_end)
+        self.scalars(values, step)
+
     def flush(self) -> None:
         if self._writer is not None:
             self._writer.flush()

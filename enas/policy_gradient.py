@@ -6,9 +6,13 @@ An update sees n architectures a_1..a_n sampled from the current policy and thei
     R_i  = r_i + entropy_weight * H_i              H_i: the policy's entropy along a_i (ENAS adds it
                                                    to the reward; official `build_trainer`)
     b_i  = decay * b_{i-1} + (1 - decay) * R_i     one moving-average step per architecture, in order
-    loss = mean_i -(R_i - b_i) log pi(a_i)  +  skip_weight * mean_i KL_skip(a_i)
+    loss = mean_i -(R_i - b_i) log pi(a_i)  +  skip_weight * mean_i KL_skip(a_i)  [+ extra]
 
 then the gradient's global norm is clipped at `grad_clip` (0 = off) and Adam takes one step.
+`extra` is an optional differentiable term a strategy adds to the same loss, so that one backward
+pass and one clipped step serve both: ENAS's memorisation regulariser (memory.py) passes
+memory_weight times the negative log-likelihood of remembered architectures. `controller/loss`
+reports the whole loss, extra term included.
 
 Aggregation. Official ENAS runs one architecture per sess.run and SyncReplicasOptimizer averages the
 gradients of `num_aggregate` runs before one Adam step (src/utils.py `get_train_ops`); the
@@ -53,15 +57,18 @@ def moving_average(baseline: torch.Tensor, rewards: torch.Tensor, decay: float) 
 
 
 def reinforce(controller: Controller, optimizer: torch.optim.Optimizer, sample: Sample, reward: torch.Tensor,
-              baseline: torch.Tensor, c: ControllerConfig) -> Update:
+              baseline: torch.Tensor, c: ControllerConfig, extra_loss: torch.Tensor | None = None) -> Update:
     """One controller update. sample: the policy's `Sample` of n architectures (sampled, or
     `controller.log_prob` of given ones), with gradient; reward [n]: their task rewards; baseline:
-    b_0, 0-dim. No host synchronisation."""
+    b_0, 0-dim; extra_loss: an optional 0-dim term with gradient, added to the loss before the one
+    backward pass. No host synchronisation."""
     entropy = sample.entropy.detach()
     total = reward.detach().to(entropy.dtype) + c.entropy_weight * entropy  # [n]
     baselines = moving_average(baseline.to(total), total, c.baseline_decay)  # [n]
     advantage = total - baselines
     loss = -(advantage * sample.log_prob).mean() + c.skip_weight * sample.skip_kl.mean()
+    if extra_loss is not None:
+        loss = loss + extra_loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if c.grad_clip:

@@ -15,12 +15,13 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .arch import Arch
-from .config import TrainConfig, apply_overrides, from_dict, to_dict
+from .config import TrainConfig, to_dict
+from .hparams import run_hparams
 from .interrupt import stop_on_interrupt
 from .logger import NullLogger, RunLogger, cell_figure, cell_text, format_metric
 from .nn import build_child
 from .optim import guarded_step, lr_at, make_sgd, set_lr
-from .strategies.common import resolve_device, run_header, seed_everything
+from .strategies.common import reading_checkpoint, resolve_device, restore, run_header, seed_everything
 from .tasks import make_task
 
 
@@ -135,6 +136,8 @@ class FinalTraining:
                   "epoch_kept": kept, "parameters": count_parameters(self.model),
                   "steps": self.global_step, "skipped_steps": int(self.skipped), f"valid_{m}_per_epoch": self.history}
         self.logger.write_json("results.json", result)
+        self.logger.hparams(run_hparams(self.cfg, "train", self.arch.space.name, arch=str(self.arch)),
+                            {f"hparams/valid_{m}": result[f"valid_{m}"], f"hparams/test_{m}": test}, self.global_step)
         self.logger.close()
         return result
 
@@ -159,14 +162,25 @@ class FinalTraining:
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "FinalTraining":
-        state = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-        cfg = apply_overrides(from_dict(TrainConfig, state["config"]), list(overrides))
-        run = cls(Arch.from_json(state["arch"]), cfg, run_dir, progress)
-        run.epoch, run.step, run.global_step = state["epoch"], state["step"], state["global_step"]
-        run.best, run.skipped = state["best"], state["skipped"].to(run.device)
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.task.load_state_dict(state["task"])
-        ckpt.set_rng_state(state["rng"])
+        """Continue an interrupted training with the config of RUN/config.json (the command line on top)
+        and the architecture and state of its checkpoint."""
+        cfg, state = restore(TrainConfig, run_dir, overrides)
+        path = Path(run_dir) / "checkpoints" / "last.pt"
+        with reading_checkpoint(path):
+            arch = Arch.from_json(state["arch"])
+        run = cls(arch, cfg, run_dir, progress)
+        with reading_checkpoint(path):
+            run.epoch, run.step, run.global_step = int(state["epoch"]), int(state["step"]), int(state["global_step"])
+            run.best, run.skipped = state["best"], state["skipped"].to(run.device)
+            run.model.load_state_dict(state["model"])
+            if run.best is not None:  # the model kept so far: loaded at the end, so checked now
+                shapes = {k: tuple(v.shape) for k, v in run.model.state_dict().items()}
+                if {k: tuple(v.shape) for k, v in run.best["state"].items()} != shapes:
+                    raise ValueError("the best model's weights do not fit the architecture")
+                run.best["metric"] = float(run.best["metric"])
+            run.optimizer.load_state_dict(state["optimizer"])
+            run.task.load_state_dict(state["task"])
+            ckpt.set_rng_state(state["rng"])
         run.logger.purge_step = run.global_step + 1  # TensorBoard drops what came after
+        run.logger.write_json("config.json", run_header(to_dict(cfg)))
         return run

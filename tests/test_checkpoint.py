@@ -98,3 +98,34 @@ def test_bad_rng_state():
 def test_atomic_write_helper(tmp_path):
     checkpoint.atomic_write(tmp_path / "a" / "b.txt", lambda f: f.write(b"hello"))
     assert (tmp_path / "a" / "b.txt").read_bytes() == b"hello"
+
+
+def test_a_checkpoint_asking_for_a_blocked_global_is_refused_as_such(tmp_path):
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ("true",)
+
+    torch.save({"w": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match=r"refused: it asks to load posix\.system") as e:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "corrupt" not in str(e.value)
+
+
+def test_a_full_disk_is_one_error_naming_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    from enas.errors import WriteError
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    with pytest.raises(WriteError, match=f"no space left on device while writing {path}"):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]

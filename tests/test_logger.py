@@ -146,3 +146,42 @@ def test_run_files_follow_the_umask(umask, mode, tmp_path):
         os.umask(old)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 4 and {p.stat().st_mode & 0o777 for p in files} == {mode}, files
+
+
+def _sessions(run_dir) -> dict:
+    """hparams of the HPARAMS tab's session in run_dir, as TensorBoard reads them."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events(run_dir).PluginTagToContent("hparams")
+    assert "_hparams_/experiment" not in content, "no experiment summary: it would hide other runs' columns"
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    values = start.session_start_info.hparams
+    return {k: v.string_value or v.number_value or v.bool_value for k, v in values.items()}
+
+
+def test_hparams_row_in_the_run_itself(tmp_path):
+    with RunLogger(tmp_path / "run") as log:
+        log.hparams({"kind": "train", "optim.lr": 5.0, "preset": "tiny"}, {"hparams/test_ppl": 123.0,
+                                                                           "hparams/valid_ppl": None}, step=7)
+    assert [p.name for p in (tmp_path / "run").iterdir()][0].startswith("events.out.tfevents"), "no sub-run"
+    assert _sessions(tmp_path / "run") == {"kind": "train", "optim.lr": 5.0, "preset": "tiny"}
+    scalars = events(tmp_path / "run").Scalars("hparams/test_ppl")
+    assert [(s.step, s.value) for s in scalars] == [(7, 123.0)]
+    assert "hparams/valid_ppl" not in events(tmp_path / "run").Tags()["scalars"], "unmeasured metrics are left out"
+
+
+def test_run_hparams_name_what_differs_from_the_closest_preset():
+    from enas.config import apply_overrides, preset
+    from enas.hparams import closest_preset, run_hparams
+
+    cfg = apply_overrides(preset("search", "ptb", "tiny"), ["controller.lr=0.01", "seed=3", "data_dir=/x"])
+    assert closest_preset(cfg) == "tiny"
+    hp = run_hparams(cfg, "search")
+    assert hp == {"kind": "search", "strategy": "enas", "space": "enas_rnn", "task": "ptb", "seed": 3,
+                  "preset": "tiny", "controller.lr": 0.01}
+    train = apply_overrides(preset("train", "ptb", "small"), ["optim.lr=10"])
+    assert run_hparams(train, "train", "enas_rnn", arch="0 1") == {
+        "kind": "train", "strategy": "", "space": "enas_rnn", "task": "ptb", "seed": 0, "preset": "small",
+        "optim.lr": 10.0, "arch": "0 1"}
+    nested = run_hparams(apply_overrides(preset("search", "ptb", "tiny"), ["space_options={'num_nodes': 4}"]), "search")
+    assert nested["space_options.num_nodes"] == 4

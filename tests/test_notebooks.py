@@ -1,5 +1,6 @@
-"""The notebooks run headless, top to bottom, on real (tiny) runs of every strategy, from the
-repository root and from notebooks/ (where Jupyter starts), with the run given as a relative path."""
+"""The notebooks run headless, top to bottom, on real (tiny) runs, from the repository root and from
+notebooks/ (where Jupyter starts), with the run given as a relative path: inspect_run.ipynb on a run of
+every strategy, controller_analysis.ipynb on an enas run analysed with a few architectures."""
 import re
 from pathlib import Path
 
@@ -7,11 +8,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from enas.analysis import analyze
 from enas.config import apply_overrides
 from enas.strategies import start_search
 from enas.strategies.derive import derive
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHILDREN = ["nas_updates=1", "controller.num_aggregate=2", "child_max_steps=2", "eval_max_batches=1"]
 STRATEGIES = {  # name -> (overrides of the tiny search, what inspect_run.ipynb says of its result)
     "enas": (["strategy=enas"], "sampled from the controller"),
@@ -23,11 +25,15 @@ CASES = [("enas", "."), ("enas", "notebooks"), ("random-shared", "notebooks"), (
          ("random-scratch", "notebooks")]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-@pytest.mark.parametrize("strategy,cwd", CASES, ids=[f"{s}-from-{c}" for s, c in CASES])
-def test_notebook_runs(path, strategy, cwd, tiny_search_cfg, tmp_path, monkeypatch):
-    overrides, result = STRATEGIES[strategy]
-    (tmp_path / "notebooks").mkdir()  # laid out like the repository: notebooks/ beside runs/
+def test_every_notebook_is_tested():
+    assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} == {"inspect_run.ipynb", "controller_analysis.ipynb"}
+
+
+def make_run(strategy, tiny_search_cfg, tmp_path) -> Path:
+    """A finished tiny run of `strategy` in tmp_path/runs/, laid out like the repository (notebooks/ beside
+    runs/), with its result: derived with shared weights, the best child without."""
+    overrides, _ = STRATEGIES[strategy]
+    (tmp_path / "notebooks").mkdir()
     run = tmp_path / "runs" / strategy
     search = start_search(apply_overrides(tiny_search_cfg, overrides), run, progress=False)
     assert search.run() is True
@@ -35,19 +41,55 @@ def test_notebook_runs(path, strategy, cwd, tiny_search_cfg, tmp_path, monkeypat
         derive(run, progress=False)
     else:
         search.finish()
-    monkeypatch.setenv("ENAS_RUN", f"runs/{strategy}")
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path / cwd)}}).execute()
+    return run
+
+
+def run_notebook(name, run, cwd, tmp_path, monkeypatch) -> tuple[list, str]:
+    """Runs notebooks/name on `run` (given relative to tmp_path) from tmp_path/cwd: (outputs, their text)."""
+    monkeypatch.setenv("ENAS_RUN", str(run.relative_to(tmp_path)))
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    where = {"metadata": {"path": str(tmp_path / cwd)}}
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources=where).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    text = "".join(o.get("text", "") for o in outputs)
+    return outputs, "".join(o.get("text", "") for o in outputs)
+
+
+def execute(name, run, cwd, tmp_path, monkeypatch) -> tuple[list, str]:
+    """`run_notebook`, which must show figures."""
+    outputs, text = run_notebook(name, run, cwd, tmp_path, monkeypatch)
     assert any("image/png" in o.get("data", {}) for o in outputs), "figures are shown"
-    if path.name == "inspect_run.ipynb":
-        assert result in text and "highest rewards" in text
-        assert "image/png" in outputs[-1].get("data", {}), "the result's cell is drawn"
-        records = "controller records" if strategy == "enas" else "derive records" if "shared" in strategy else \
-            "child records"
-        assert records in text
-        if strategy.startswith("random"):
-            assert "controller" not in text
-        if strategy in ("enas", "random-shared"):
-            assert re.search(r"ppl +\d+\.\d\d\b", text), "perplexities with two decimals"
+    return outputs, text
+
+
+@pytest.mark.parametrize("strategy,cwd", CASES, ids=[f"{s}-from-{c}" for s, c in CASES])
+def test_inspect_run(strategy, cwd, tiny_search_cfg, tmp_path, monkeypatch):
+    result = STRATEGIES[strategy][1]
+    outputs, text = execute("inspect_run.ipynb", make_run(strategy, tiny_search_cfg, tmp_path), cwd, tmp_path,
+                            monkeypatch)
+    assert result in text and "highest rewards" in text
+    assert "image/png" in outputs[-1].get("data", {}), "the result's cell is drawn"
+    records = "controller records" if strategy == "enas" else "derive records" if "shared" in strategy else \
+        "child records"
+    assert records in text
+    if strategy.startswith("random"):
+        assert "controller" not in text
+    if strategy in ("enas", "random-shared"):
+        assert re.search(r"ppl +\d+\.\d\d\b", text), "perplexities with two decimals"
+
+
+@pytest.mark.parametrize("cwd", [".", "notebooks"])
+def test_controller_analysis(cwd, tiny_search_cfg, tmp_path, monkeypatch):
+    run = make_run("enas", tiny_search_cfg, tmp_path)
+    analyze(run, samples=12, batches=1, progress=False)
+    outputs, text = execute("controller_analysis.ipynb", run, cwd, tmp_path, monkeypatch)
+    assert "12 architectures per group, valid ppl over 1 validation batches" in text
+    markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert "| trained controller |" in markdown and "| tokens that differ (Hamming) |" in markdown
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4, "three figures and the reward curves"
+
+
+def test_controller_analysis_without_an_analysis(tiny_search_cfg, tmp_path, monkeypatch):
+    run = make_run("enas", tiny_search_cfg, tmp_path)
+    outputs, text = run_notebook("controller_analysis.ipynb", run, ".", tmp_path, monkeypatch)
+    assert f"run `enas analyze {Path('runs/enas')}`" in text and not (run / "analysis").exists()
+    assert not any("image/png" in o.get("data", {}) for o in outputs)

@@ -132,6 +132,15 @@ class SearchSpace:
         return "\n".join(lines)
 
 
+def whole_option(space: str, name: str, value: Any, low: int, high: int) -> int:
+    """An integer option of a space (a number of nodes, layers, blocks) within low..high; the bound keeps
+    a mistyped or hostile value (an arc string of a million numbers, an edited arch.json) from building
+    a network no machine holds."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ArchError(f"{space}: {name} must be a whole number in {low}..{high}, got {value!r}")
+    return value
+
+
 _REGISTRY: dict[str, type[SearchSpace]] = {}
 
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ArchError
-from .base import SearchSpace, register
+from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Subset
 
 # Official op order (general_child.py `_enas_layer`: branch_0 .. branch_5).
 MACRO_OPS = ("conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3")
+MAX_LAYERS = 64  # official search 12, final 24
 
 
 @register
@@ -42,8 +42,7 @@ class EnasMacroSpace(SearchSpace):
 
     def build_decisions(self):
         n = self.options["num_layers"]
-        if not isinstance(n, int) or n < 1:
-            raise ArchError(f"enas_macro: num_layers must be a positive integer, got {n!r}")
+        whole_option(self.name, "num_layers", n, 1, MAX_LAYERS)
         decisions = []
         for i in range(n):
             decisions.append(Choice(f"layer{i}.op", len(MACRO_OPS), MACRO_OPS, anchor=True))

@@ -25,13 +25,13 @@ without it a controller would point the reduction cell's indices at the normal c
 """
 from __future__ import annotations
 
-from ..errors import ArchError
-from .base import SearchSpace, register
+from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Predecessor
 
 # Official op order (micro_child.py `_enas_cell`: sep 3x3, sep 5x5, avg pool, max pool, identity).
 MICRO_OPS = ("sep3x3", "sep5x5", "avgpool3x3", "maxpool3x3", "identity")
 CELLS = ("normal", "reduce")
+MAX_BLOCKS = 32  # official: 5
 
 
 @register
@@ -43,8 +43,7 @@ class EnasMicroSpace(SearchSpace):
 
     def build_decisions(self):
         n = self.options["num_blocks"]
-        if not isinstance(n, int) or n < 1:
-            raise ArchError(f"enas_micro: num_blocks must be a positive integer, got {n!r}")
+        whole_option(self.name, "num_blocks", n, 1, MAX_BLOCKS)
         decisions = []
         for cell in CELLS:
             for b in range(n):

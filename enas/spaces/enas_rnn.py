@@ -13,10 +13,11 @@ Options (each defaults to the paper):
 from __future__ import annotations
 
 from ..errors import ArchError
-from .base import SearchSpace, register
+from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Predecessor
 
 ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")
+MAX_NODES = 64  # paper: 12
 
 
 @register
@@ -26,8 +27,7 @@ class EnasRNNSpace(SearchSpace):
 
     def build_decisions(self):
         n, first = self.options["num_nodes"], self.options["first_act"]
-        if not isinstance(n, int) or n < 1:
-            raise ArchError(f"enas_rnn: num_nodes must be a positive integer, got {n!r}")
+        whole_option(self.name, "num_nodes", n, 1, MAX_NODES)
         if first not in ("sampled", "tanh"):
             raise ArchError(f"enas_rnn: first_act must be 'sampled' or 'tanh', got {first!r}")
         if self.options["output"] not in ("loose_ends", "all"):

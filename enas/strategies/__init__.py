@@ -4,11 +4,11 @@
 harness run every strategy the same way and get the same run directory."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..config import SearchConfig
+from ..config import SearchConfig, validate
 from ..errors import CheckpointError, ConfigError
+from .common import run_config  # noqa: F401  (part of this package's API)
 
 STRATEGIES = ("enas", "nas", "random")
 
@@ -27,17 +27,20 @@ def _search_class(strategy: str, weight_sharing: bool):
     raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
 
 
+def check_search(cfg: SearchConfig) -> None:
+    """What a new search needs before it writes anything: a valid config, and for a search without
+    weight sharing, whose children each load the data, the device, the executor and the data (a
+    weight-sharing search loads the data when it starts)."""
+    validate(cfg)
+    check = getattr(_search_class(cfg.strategy, cfg.weight_sharing)[0], "check", None)
+    if check is not None:
+        check(cfg)
+
+
 def start_search(cfg: SearchConfig, run_dir, progress: bool = True):
+    validate(cfg)
     cls, kw = _search_class(cfg.strategy, cfg.weight_sharing)
     return cls.start(cfg, run_dir, progress=progress, **kw)
-
-
-def run_config(run_dir) -> dict:
-    """The config a run directory was started with (RUN/config.json), as a dict."""
-    try:
-        return json.loads((Path(run_dir) / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{run_dir} holds no run (no readable config.json)") from None
 
 
 def _run_class(run_dir):

@@ -23,11 +23,12 @@ from tqdm import tqdm
 from ..arch import Arch
 from ..checkpoint import atomic_write
 from ..config import apply_overrides, preset
+from ..hparams import run_hparams
 from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger
 from ..rundir import locked
 from ..train import FinalTraining
-from . import start_search
+from . import check_search, start_search
 from .derive import derive
 
 # (label, directory, strategy, weight sharing)
@@ -49,6 +50,7 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
             cfg = preset("search", task, preset_name, space, strategy)
             cfg.space, cfg.data_dir, cfg.weight_sharing = space, data_dir, sharing
             cfg = apply_overrides(cfg, [*search_overrides, f"seed={seed}", "epochs=1000000", "nas_updates=1000000"])
+            check_search(cfg)
             start = time.monotonic()
             with stop_on_interrupt() as stop, locked(where / "search"):
                 search = start_search(cfg, where / "search", progress=False)
@@ -56,6 +58,8 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
                 searched = time.monotonic() - start
                 if stop:
                     return None
+                if not sharing:
+                    search.check_success()  # a best child, in arch.json
                 arch_json = derive(where / "search", progress=False) if sharing else \
                     json.loads((where / "search" / "arch.json").read_text())
             if arch_json is None:  # derive stopped
@@ -70,6 +74,9 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
             m = next(k for k in result if k.startswith("test_"))
             rows.append({"strategy": label, "seed": seed, "arch": str(arch), "search_seconds": searched,
                          "derive_seconds": time.monotonic() - start - searched, "final": result[m], "metric": m})
+            with RunLogger(where) as entrant:  # the entrant's row in TensorBoard's HPARAMS tab
+                entrant.hparams(run_hparams(cfg, "compare", entrant=label, budget_s=float(budget)),
+                                {f"hparams/final_{m}": result[m], "hparams/search_seconds": searched})
             if progress:
                 tqdm.write(f"{label:24s} seed {seed}: {m} {result[m]:.4g}  ({searched:.0f} s search)", file=sys.stderr)
     table = _table(rows, budget)

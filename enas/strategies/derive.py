@@ -12,9 +12,19 @@ from pathlib import Path
 import torch
 
 from ..arch import Arch
+from ..errors import ConfigError
 from ..interrupt import stop_on_interrupt
 from ..logger import cell_figure, cell_text
+from ..rundir import read_archs
 from . import load_search
+
+MAX_SAMPLES = 100_000
+
+
+def check_samples(n: int, what: str = "--samples") -> None:
+    """ConfigError unless n candidates (1 .. MAX_SAMPLES) can be derived from."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise ConfigError(f"{what} must be a whole number in 1..{MAX_SAMPLES:,}, got {n!r}")
 
 
 def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict | None:
@@ -25,7 +35,9 @@ def derive(run_dir: str | Path, samples: int | None = None, progress: bool = Tru
 
 def derive_from(search, samples: int | None = None) -> dict | None:
     """`derive` on a search already loaded (`load_search`), e.g. onto a device of the caller's choice."""
-    n = samples or search.cfg.derive_samples
+    n = search.cfg.derive_samples if samples is None else samples
+    check_samples(n, "--samples" if samples is not None else "derive_samples")
+    read_archs(search.run_dir)  # refuses an altered archs.jsonl before its derive rows are replaced
     torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
     tokens = search.candidates(n)                                          # [n, L]
     batch = search.task.first_reward_batch()

@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from .. import checkpoint as ckpt
 from ..arch import Arch
-from ..config import SearchConfig, from_dict, to_dict
+from ..config import SearchConfig, to_dict
 from ..errors import ConfigError
+from ..hparams import run_hparams
 from ..interrupt import stop_on_interrupt
 from ..logger import NullLogger, RunLogger, format_metric
+from ..memory import ArchMemory
 from ..nn import build_supernet
 from ..optim import guarded_step, lr_at, make_sgd, set_lr
 from ..policy_gradient import reinforce
@@ -49,6 +51,13 @@ class EnasSearch:
         self.shared_opt = make_sgd(self.supernet, cfg.shared)
         self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, self.device)
         self.baseline = torch.zeros((), device=self.device)  # the moving average of the rewards (policy_gradient.py)
+        # architectures the controller learns to reconstruct (controller.memory; enas/memory.py), only
+        # where it is trained: random search (no controller steps) stays as it is
+        self.memory = None
+        if cfg.controller.memory and self.controller_steps:
+            c = cfg.controller
+            self.memory = ArchMemory(self.space.num_tokens, c.memory_size, c.memory_per_epoch, c.memory_replace,
+                                     self.device)
         # cursor and counters (all in the checkpoint)
         self.epoch, self.phase, self.step = 0, "shared", 0
         self.shared_step = self.controller_step = 0
@@ -92,8 +101,10 @@ class EnasSearch:
 
     def run(self, max_units: int | None = None, deadline: float | None = None) -> bool:
         """Run to the last epoch; True when finished, False when stopped (Ctrl-C, max_units, or the
-        time.monotonic() deadline of a budgeted comparison)."""
+        time.monotonic() deadline of a budgeted comparison). A log window whose every shared step had a
+        non-finite loss saves the checkpoint and raises Diverged."""
         units, per_epoch, m = 0, self.shared_steps + self.controller_steps, self.task.metric
+        self._diverged_since = None  # the first shared step of a window whose every step was skipped
         done = self.epoch * per_epoch + self.step + (self.shared_steps if self.phase == "controller" else 0)
         # One bar for the whole run. Its postfix shows the values last logged, so it reads nothing off
         # the device between log steps.
@@ -103,8 +114,10 @@ class EnasSearch:
                                                desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
                                                disable=not self.progress) as bar:
             while self.epoch < self.cfg.epochs:
+                logged = False
                 if self.phase == "shared" and self.step < self.shared_steps:
                     self._shared_step()
+                    logged = self.shared_step % self.cfg.log_every == 0
                 elif self.phase == "shared":
                     self.phase, self.step = "controller", 0
                     continue
@@ -121,11 +134,23 @@ class EnasSearch:
                 bar.set_postfix_str("  ".join(f"{name} {format_metric(name, last[tag])}"
                                               for name, tag in shown if tag in last), refresh=False)
                 bar.update()
+                if logged and self.dist.any(self._diverged_since is not None):  # saved, then one line
+                    from ..errors import Diverged
+
+                    self.save()
+                    self.logger.flush()
+                    raise Diverged(f"the shared loss is not finite since step {self._diverged_since} (every step "
+                                   f"since was skipped); lower shared.lr (now {self.cfg.shared.lr:g}), then continue "
+                                   f"with --resume --set shared.lr=... or start over with --overwrite (checkpoint "
+                                   f"saved in {self.run_dir / 'checkpoints' / 'last.pt'})")
                 over = deadline is not None and time.monotonic() >= deadline
                 if self.dist.any(bool(stop)) or over or (max_units is not None and units >= max_units):
                     self.save()
                     return False
         self.save()
+        m = self.task.metric
+        self.logger.hparams(run_hparams(self.cfg, "search"), {f"hparams/valid_{m}": self.logger.last.get(f"valid/{m}")},
+                            self.global_step)
         if self.dist.enabled:
             sums = self.dist.checksums(self.supernet)
             self.logger.write_json("distributed.json", {"world_size": self.dist.world, "weight_checksums": sums,
@@ -165,13 +190,23 @@ class EnasSearch:
         sample = self.controller.sample(c.num_aggregate)               # tokens [n, L], log_prob [n]
         batch = self.task.next_reward_batch()
         metric = torch.stack([self.task.score(self.supernet, t, batch) for t in sample.tokens])  # [n]
-        update = reinforce(self.controller, self.ctrl_opt, sample, self.task.reward(metric), self.baseline, c)
+        extra, memory_scalars = None, {}
+        if self.memory is not None:
+            memory_scalars["controller/memory_size"] = len(self.memory)
+            # from epoch memory_loss_start_epoch (1-based) on: reconstruct remembered architectures
+            if self.epoch + 1 >= c.memory_loss_start_epoch and len(self.memory) and c.memory_batch:
+                rows = self.memory.draw(c.memory_batch)  # [b, L]
+                nll = -self.controller.log_prob(rows).log_prob.mean()  # teacher forced, mean over the b rows
+                extra = c.memory_weight * nll
+                memory_scalars["controller/memory_loss"] = nll.detach()
+        update = reinforce(self.controller, self.ctrl_opt, sample, self.task.reward(metric), self.baseline, c,
+                           extra_loss=extra)
         self.baseline = update.baseline
         self.controller_step += 1
         self._records.append((self.controller_step, sample.tokens, metric, update.reward, sample.entropy.detach()))
         if self.controller_step % max(1, self.cfg.log_every // 5) == 0 or self.step + 1 == c.steps:
-            self.logger.scalars({**update.scalars, f"controller/{self.task.metric}": metric.mean()},
-                                self.global_step)
+            self.logger.scalars({**update.scalars, f"controller/{self.task.metric}": metric.mean(),
+                                 **memory_scalars}, self.global_step)
 
     def _end_epoch(self) -> None:
         if not self.dist.is_main:
@@ -186,6 +221,12 @@ class EnasSearch:
             m = self.task.metric
             tqdm.write(f"epoch {self.epoch + 1}/{self.cfg.epochs}  valid {m} {format_metric(m, valid)} "
                        f"on the shared weights", file=sys.stderr)
+        if self.memory is not None and self.epoch + 1 >= self.cfg.controller.memory_start_epoch:
+            # the end of epoch memory_start_epoch (1-based) and of every later one: remember new samples
+            n = self.memory.wanted()
+            if n:
+                with torch.no_grad():
+                    self.memory.store(self.controller.sample(n).tokens)  # [n, L]
         self.epoch, self.phase, self.step = self.epoch + 1, "shared", 0
         self.save()
 
@@ -196,7 +237,10 @@ class EnasSearch:
 
     def _log_shared(self) -> None:
         w, self._window = self._window, self._new_window()
-        loss = (w["loss"] / w["ok"].clamp(min=1)).item()  # the one host sync, at log time
+        total, ok = torch.stack([w["loss"], w["ok"]]).tolist()  # the one host sync, at log time
+        loss = total / ok if ok else float("inf")  # no step of the window had a finite loss
+        if not ok and getattr(self, "_diverged_since", None) is None:
+            self._diverged_since = max(1, self.shared_step - self.cfg.log_every + 1)
         self.shared_losses.append((self.shared_step, loss))
         seconds = time.perf_counter() - w["time"]
         m = self.task.metric
@@ -223,6 +267,7 @@ class EnasSearch:
             "supernet": self.supernet.state_dict(), "shared_opt": self.shared_opt.state_dict(),
             "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
             "task": self.task.state_dict(), "rng": ckpt.rng_state(),
+            **({"memory": self.memory.state_dict()} if self.memory is not None else {}),
         }
 
     def save(self) -> None:
@@ -241,18 +286,21 @@ class EnasSearch:
         self.controller.load_state_dict(state["controller"])
         self.ctrl_opt.load_state_dict(state["ctrl_opt"])
         self.task.load_state_dict(state["task"])
+        if self.memory is not None and "memory" in state:  # a run that turns it on at resume starts empty
+            self.memory.load_state_dict(state["memory"])
         ckpt.set_rng_state(state["rng"])
         self._window = self._new_window()
 
     @classmethod
     def load(cls, run_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "EnasSearch":
-        """The search as RUN/checkpoints/last.pt left it, with its own config (`overrides` on top)."""
-        from ..config import apply_overrides
+        """The search as RUN/checkpoints/last.pt left it: the config of RUN/config.json with `overrides`
+        (the command line: device and any --set) on top, the state of the checkpoint (common.restore)."""
+        from .common import reading_checkpoint, restore
 
-        state = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-        cfg = apply_overrides(from_dict(SearchConfig, state["config"]), list(overrides))
+        cfg, state = restore(SearchConfig, run_dir, overrides)
         search = cls(cfg, run_dir, progress)
-        search.load_state_dict(state)
+        with reading_checkpoint(Path(run_dir) / "checkpoints" / "last.pt"):
+            search.load_state_dict(state)
         return search
 
     @classmethod
@@ -264,8 +312,13 @@ class EnasSearch:
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "EnasSearch":
-        """Continue an interrupted search: what was logged after its checkpoint is dropped."""
+        """Continue an interrupted search: what was logged after its checkpoint is dropped, and
+        config.json records the config it continues with."""
+        from ..rundir import read_archs
+
+        read_archs(run_dir)  # refuses an altered archs.jsonl before anything is rewritten
         search = cls.load(run_dir, overrides, progress)
         search.logger.truncate_archs(search.controller_step)
         search.logger.purge_step = search.global_step + 1  # TensorBoard drops what came after
+        search.logger.write_json("config.json", run_header(to_dict(search.cfg)))
         return search

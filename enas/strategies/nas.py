@@ -12,10 +12,19 @@ The checkpoint is rewritten after every finished child, so a search killed mid-u
 without training again the children it already has. A stop (Ctrl-C, SIGTERM) abandons the children
 still training: they are not recorded, and a resumed search trains them again. Each child's
 archs.jsonl record carries its number in the search ("child"); a record written just before a kill
-and not yet in the checkpoint is dropped on resume, so every child is recorded once.
+and not yet in the checkpoint is taken back on resume (its child is finished, so it is not trained
+again), and every child is recorded once.
+
+The children of update u are drawn with a generator seeded from (seed, u), so they do not depend on
+where earlier children trained or on a resume: a resumed search equals an uninterrupted one.
+
+Before the first child (`check`, called by `strategies.check_search` and on resume) the search checks
+what every child needs (the device, the data, the executor), so a bad setting is one error, not a
+failed child after another.
 """
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -27,13 +36,17 @@ from tqdm import tqdm
 from .. import checkpoint as ckpt
 from ..arch import Arch
 from ..child_training import child_payload, nas_reward
-from ..config import SearchConfig, TrainConfig, apply_overrides, from_dict, to_dict
-from ..executors import make_executor
+from ..config import SearchConfig, TrainConfig, to_dict
+from ..errors import EnasError
+from ..executors import check_executor, make_executor
+from ..hparams import run_hparams
 from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger, cell_figure, cell_text, format_metric
 from ..policy_gradient import reinforce
+from ..rundir import read_archs
 from ..spaces import get_space
-from .common import make_controller, resolve_device, run_header, seed_everything
+from ..tasks import make_task
+from .common import make_controller, reading_checkpoint, resolve_device, restore, run_header, seed_everything
 
 FLOOR_REWARD = 0.0  # what a failed child (error, NaN, out of memory, dead worker) earns
 
@@ -52,12 +65,22 @@ class NasSearch:
         self.best: dict | None = None                 # the archs.jsonl record of the best child so far
         self.logger = RunLogger(self.run_dir)
 
+    @staticmethod
+    def check(cfg: SearchConfig) -> None:
+        """What every child needs, checked once before the first: the device, the executor and the data
+        (a DataError or ConfigError here, rather than one failed child after another)."""
+        resolve_device(cfg.device)
+        check_executor(cfg.executor, cfg.workers, cfg.cpus_per_child, cfg.gpus_per_child)
+        if not (cfg.executor == "ray" and cfg.ray_address):  # a cluster's nodes may hold the data elsewhere
+            make_task(cfg, torch.device("cpu"))
+
     # --- one update: m children, then REINFORCE ---------------------------------------------
     def _draw(self, m: int) -> list[str]:
         if self.uniform:
             return [str(self.space.sample(rng=self.rng)) for _ in range(m)]
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.update)
         with torch.no_grad():
-            return [str(a) for a in self.controller.sample(m).archs(self.space)]
+            return [str(a) for a in self.controller.sample(m, generator=generator).archs(self.space)]
 
     def _child_config(self, index: int) -> dict:
         """Every child gets the same recipe and its own seed; the shared-weights optimiser settings
@@ -114,15 +137,18 @@ class NasSearch:
 
     def _record(self, outcome: dict) -> None:
         k, result, error = outcome["id"], outcome["result"], outcome["error"]
-        reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.cfg.controller.reward_c)
+        try:
+            reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.cfg.controller.reward_c)
+        except OverflowError:  # c / ppl^2 of a perplexity whose square overflows: a diverged child
+            reward = FLOOR_REWARD
         self.pending["rewards"][str(k)] = reward
+        metrics = [_not_nan(m) for m in result["metrics"]] if result else []
         record = {"step": self.update, "phase": "child", "child": self.children + k,
-                  "arch": self.pending["archs"][k], "reward": reward,
-                  "metric": (result["metrics"][-1] if result and result["metrics"] else None),
+                  "arch": self.pending["archs"][k], "reward": reward, "metric": metrics[-1] if metrics else None,
                   "metric_name": result["metric"] if result else None,
-                  "metrics": result["metrics"] if result else [], "seconds": outcome.get("seconds"),
+                  "metrics": metrics, "seconds": outcome.get("seconds"),
                   "attempt": outcome["attempt"], "error": error}
-        self.logger.arch(record)  # a kill before the save below leaves a record that resume drops
+        self.logger.arch(record)  # a kill before the save below leaves a record that resume takes back
         better = error is None and (self.best is None or reward > self.best["reward"])
         if better:
             self.best = record
@@ -154,10 +180,23 @@ class NasSearch:
         arch = Arch.parse(self.space, self.best["arch"])
         what = "random" if self.uniform else "sampled by the controller"
         self.logger.write_json("arch.json", arch.to_json(
-            task=self.cfg.task, metric=self.best["metric"], metric_name=self.best.get("metric_name"),
+            task=self.cfg.task, metric=_not_nan(self.best.get("metric")), metric_name=self.best.get("metric_name"),
             reward=self.best["reward"],
             how=f"best reward among the children ({what}) trained from scratch for "
                 f"{self.cfg.child_epochs} epoch(s), scored on the validation split"))
+
+    def check_success(self) -> None:
+        """EnasError when no child finished without an error: the search has no result (no arch.json)."""
+        if self.best is not None:
+            return
+        records = read_archs(self.run_dir)
+        errors = [r["error"] for r in records if r.get("error")]
+        if not records:
+            raise EnasError("no child finished training, so the search has no result; give it more time "
+                            "(a larger budget or fewer steps per child)")
+        raise EnasError(f"none of the {len(records)} children finished without an error (the first: {errors[0]}), "
+                        f"so the search has no result: see {self.run_dir / 'archs.jsonl'}, fix the cause and "
+                        f"start over with --overwrite")
 
     def finish(self) -> None:
         """The best child's cell in TensorBoard (what `enas derive` does for a weight-sharing run)."""
@@ -165,6 +204,9 @@ class NasSearch:
             arch = Arch.parse(self.space, self.best["arch"])
             self.logger.text("derive/arch", cell_text(self.space, arch), self.update)
             self.logger.figure("derive/cell", cell_figure(self.space, arch), self.update)
+            name = self.best.get("metric_name") or "metric"
+            self.logger.hparams(run_hparams(self.cfg, "search"), {f"hparams/best_child_{name}": _not_nan(
+                self.best.get("metric")), "hparams/best_child_reward": self.best["reward"]}, self.update)
         self.logger.close()
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -186,24 +228,68 @@ class NasSearch:
 
     @classmethod
     def resume(cls, run_dir, overrides: list[str] = (), progress: bool = True) -> "NasSearch":
-        state = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-        cfg = apply_overrides(from_dict(SearchConfig, state["config"]), list(overrides))
-        search = cls(cfg, run_dir, progress, state["uniform"])
-        search.update, search.children, search.baseline = state["update"], state["children"], state["baseline"]
-        search.pending, search.best = state["pending"], state["best"]
-        search.controller.load_state_dict(state["controller"])
-        search.ctrl_opt.load_state_dict(state["ctrl_opt"])
-        ckpt.set_random_state(search.rng, state["rng"]["random"])
-        ckpt.set_rng_state(state["rng"]["torch"])
-        search.logger.keep_archs(search._recorded)
+        """Continue an interrupted search with the config of RUN/config.json (the command line on top)
+        and the state of its checkpoint; children recorded in archs.jsonl are not trained again."""
+        records = read_archs(run_dir)  # refuses an altered archs.jsonl before anything is rewritten
+        cfg, state = restore(SearchConfig, run_dir, overrides)
+        cls.check(cfg)
+        search = cls(cfg, run_dir, progress, uniform=cfg.strategy == "random")
+        with reading_checkpoint(Path(run_dir) / "checkpoints" / "last.pt"):
+            search.update, search.children = int(state["update"]), int(state["children"])
+            search.baseline = state["baseline"].reshape(())
+            search.pending, search.best = state["pending"], state["best"]
+            if search.pending is not None:
+                for arch in search.pending["archs"]:
+                    Arch.parse(search.space, arch)
+                search.pending["rewards"] = {str(k): float(r) for k, r in search.pending["rewards"].items()}
+            if search.best is not None:
+                Arch.parse(search.space, search.best["arch"])
+            search.controller.load_state_dict(state["controller"])
+            search.ctrl_opt.load_state_dict(state["ctrl_opt"])
+            ckpt.set_random_state(search.rng, state["rng"]["random"])
+            ckpt.set_rng_state(state["rng"]["torch"])
+        search._take_back(records)
+        search.logger.keep_archs(search._recorded())
+        search.logger.purge_step = search.update + 1  # TensorBoard drops what came after the checkpoint
+        search.logger.write_json("config.json", run_header(to_dict(cfg)))
         if search.best is not None:
             search._write_best()
         return search
 
-    def _recorded(self, record: dict) -> bool:
-        """Whether the checkpoint accounts for an archs.jsonl record: an earlier update, or a child of
-        the pending update whose reward it holds."""
-        if record["step"] != self.update:
-            return record["step"] < self.update
+    def _take_back(self, records: list[dict]) -> None:
+        """Children of the pending update whose record a kill kept out of the checkpoint (it came after
+        the append to archs.jsonl, before the save): they finished, so their rewards are taken from
+        their records instead of training them again."""
+        if self.pending is None:
+            return
+        archs, rewards = self.pending["archs"], self.pending["rewards"]
+        for record in records:
+            k = record.get("child", -1) - self.children
+            reward = record.get("reward")
+            if (record["step"] == self.update and 0 <= k < len(archs) and str(k) not in rewards
+                    and record.get("arch") == archs[k] and type(reward) in (int, float) and math.isfinite(reward)):
+                rewards[str(k)] = float(reward)
+                if record.get("error") is None and (self.best is None or reward > self.best["reward"]):
+                    self.best = record
+
+    def _recorded(self):
+        """A test for RunLogger.keep_archs: the records the checkpoint accounts for, each child once (those
+        of earlier updates, and the children of the pending update whose reward it holds)."""
         rewards = self.pending["rewards"] if self.pending else {}
-        return str(record["child"] - self.children) in rewards
+        seen = set()
+
+        def keep(record: dict) -> bool:
+            child = record.get("child")
+            if isinstance(child, int) and child in seen:
+                return False
+            recorded = record["step"] < self.update or (
+                record["step"] == self.update and isinstance(child, int) and str(child - self.children) in rewards)
+            if recorded and isinstance(child, int):
+                seen.add(child)
+            return recorded
+        return keep
+
+
+def _not_nan(value):
+    """A child's metric as recorded: a NaN (a diverged child) becomes inf, never NaN in a JSON file."""
+    return math.inf if isinstance(value, float) and math.isnan(value) else value

@@ -1,4 +1,5 @@
-"""Atomic, checksummed downloads into the data cache (PTB and CIFAR-10 share it)."""
+"""Atomic, checksummed downloads into the data cache (PTB and CIFAR-10 share it), and reading a data
+file so that an unreadable one is a DataError."""
 from __future__ import annotations
 
 import hashlib
@@ -30,3 +31,13 @@ def download(url: str, dest: Path, algorithm: str, expected: str | None, timeout
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def read_data(path: Path) -> bytes:
+    """The bytes of a data file; one that cannot be read (permissions, an I/O error, a directory) is a
+    DataError naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read the data file {path}: {e.strerror or e}; check its permissions, or "
+                        f"delete it to download it again") from None

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .augment import ImageBatches, augment, eval_batches, normalize  # noqa: F401  (part of this module's API)
-from .download import download
+from .download import download, read_data
 from ..errors import ConfigError, DataError
 
 try:
@@ -183,7 +183,7 @@ def _cifar10_blobs(data_dir, download, cache_dir, checksums) -> dict[str, tuple[
     for root in roots:
         for folder in (root, root / CIFAR10_FOLDER):
             if all((folder / n).is_file() for n in CIFAR10_FILES):
-                return {n: ((folder / n).read_bytes(), str(folder / n)) for n in CIFAR10_FILES}
+                return {n: (read_data(folder / n), str(folder / n)) for n in CIFAR10_FILES}
         if (root / CIFAR10_TAR).is_file():
             return _read_tar(root / CIFAR10_TAR, checksums)
 
@@ -204,7 +204,7 @@ def _cifar10_blobs(data_dir, download, cache_dir, checksums) -> dict[str, tuple[
 def _read_tar(path: Path, checksums) -> dict[str, tuple[bytes, str]]:
     """The six batches read from the archive into memory (nothing is extracted to disk, so member names
     cannot write anywhere), once the archive's own md5 matched."""
-    _verified(path.read_bytes(), CIFAR10_TAR, str(path), checksums)
+    _verified(read_data(path), CIFAR10_TAR, str(path), checksums)
     wanted = {f"{CIFAR10_FOLDER}/{n}": n for n in CIFAR10_FILES}
     out = {}
     try:
@@ -285,7 +285,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike, device: torch.device | str =
         raise DataError(f"Fashion-MNIST file(s) {', '.join(missing)} not found in {d}")
     arrays = {}
     for key, name in FASHION_MNIST_FILES.items():
-        blob = (d / name).read_bytes()
+        blob = read_data(d / name)
         digest = hashlib.sha256(blob).hexdigest()
         if digest != checksums.get(name):
             raise DataError(f"{d / name}: sha256 checksum does not match the published Fashion-MNIST file "

@@ -14,6 +14,7 @@ import hashlib
 import math
 import http.client
 import os
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .download import download
+from .download import download, read_data
 from ..errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
@@ -126,7 +127,7 @@ def _download(url: str, dest: Path) -> None:
 
 def _read_verified(path: Path) -> str:
     """The file's text once its sha256 is the published one."""
-    data = path.read_bytes()
+    data = read_data(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _verified:
@@ -153,6 +154,17 @@ def _to_ids(words: list[str], word2id: dict[str, int], path: Path) -> torch.Tens
     except KeyError as e:
         raise DataError(f"{path}: word {e.args[0]!r} does not occur in the training file") from None
     return torch.from_numpy(ids)
+
+
+MAX_LOG_PPL = math.log(sys.float_info.max)  # ~709.78: exp of more overflows a float
+
+
+def perplexity(mean_loss: float) -> float:
+    """exp(mean cross-entropy), inf where that overflows a float and where the loss is not a number:
+    a diverged model has infinite perplexity, never NaN and never an error."""
+    if not mean_loss <= MAX_LOG_PPL:  # also NaN
+        return math.inf
+    return math.exp(mean_loss)
 
 
 def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -246,7 +258,8 @@ class PTBTask:
         model.eval()
         logits, _ = _forward(model, x, None, arch)
         model.train(was_training)
-        return torch.exp(F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)))
+        ppl = torch.exp(F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)))
+        return torch.where(ppl.isnan(), math.inf, ppl)  # a diverged arch: inf (exp overflows to inf by itself)
 
     def reward(self, ppl: torch.Tensor) -> torch.Tensor:
         """ENAS: reward = c / valid_ppl (c = 80 in the official code and ENAS-pytorch); a diverged
@@ -256,7 +269,7 @@ class PTBTask:
     @staticmethod
     def window_metric(mean_loss: float, metric_sum: float, items: int) -> float:
         """Perplexity of a window of training steps, from their mean loss."""
-        return math.exp(min(mean_loss, 50.0))
+        return perplexity(mean_loss)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, arch: torch.Tensor | None = None, split: str = "valid",
@@ -274,7 +287,7 @@ class PTBTask:
             total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
             count += y.numel()
         model.train(was_training)
-        return math.exp(total.item() / count)
+        return perplexity(total.item() / count)
 
     # --- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -1,0 +1,173 @@
+"""Does the trained controller learn anything that random sampling on the same shared weights does not?
+
+The question of Sciuto et al. 2019 ("Evaluating the search phase of neural architecture search") and of
+the blog study "Understanding Neural Architecture Search" (2019), asked of one enas run:
+
+1. groups.py: N architectures sampled from the trained controller, N from the same controller at its
+   initial weights, N uniform; each scored on the shared weights over the same validation batches.
+2. embeddings.py: the controller's hidden states at every decision step, and whether its state after
+   the last decision (an embedding of the architecture) is close for similar architectures.
+
+`analyze(RUN)` writes RUN/analysis/ (analysis.json, scores.json, report.md, rewards.png,
+hidden_states.png, embeddings.png) and logs the same under `analysis/...` in the run's TensorBoard.
+Stopped (Ctrl-C, SIGTERM) while scoring, it writes nothing; it is seeded with the run's seed, so running
+it again gives the same numbers.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import atomic_write
+from ..errors import CheckpointError, ConfigError
+from . import figures
+from .embeddings import dissimilarities, embedding_correlations, spread, step_spread
+from .groups import GROUPS, compare, draw, initial_controller, rewards, score, summarise
+from .report import markdown, summary_lines
+from .stats import rankdata, spearman, superiority
+
+DEFAULT_SAMPLES = 1000
+DEFAULT_BATCHES = 10  # validation batches every architecture is scored on
+MAX_BATCHES = 10_000
+HIDDEN_ARCHS = 100    # sampled architectures whose hidden states are drawn
+EMBED_ARCHS = 200     # uniform architectures whose embeddings are compared (all pairs)
+FILES = ("analysis.json", "scores.json", "report.md", "rewards.png", "hidden_states.png", "embeddings.png")
+
+
+def check_options(samples: int, batches: int) -> None:
+    """ConfigError unless samples (architectures per group, the bound `enas derive` has) and batches are
+    in range."""
+    from ..strategies.derive import check_samples
+
+    check_samples(samples)
+    if isinstance(batches, bool) or not isinstance(batches, int) or not 1 <= batches <= MAX_BATCHES:
+        raise ConfigError(f"--batches must be a whole number in 1..{MAX_BATCHES:,}, got {batches!r}")
+
+
+def check_run(run_dir) -> None:
+    """CheckpointError unless run_dir holds an enas search with a checkpoint: the analysis needs both a
+    trained controller and shared weights to score on."""
+    from ..strategies import run_config
+
+    run, config = Path(run_dir), run_config(run_dir)
+    strategy, sharing = config.get("strategy", "enas"), config.get("weight_sharing", True)
+    if strategy == "random" and sharing:
+        raise CheckpointError(f"{run} is a random search with shared weights: it has a supernet but no "
+                              f"controller to analyse; analyze needs an enas run")
+    if strategy != "enas":
+        has = "a controller but no" if strategy == "nas" else "neither a controller nor"
+        raise CheckpointError(f"{run} is a {strategy} search without weight sharing: it has {has} shared weights "
+                              f"to score architectures on; analyze needs an enas run")
+    if not (run / "checkpoints" / "last.pt").exists():
+        raise CheckpointError(f"{run} holds no checkpoints/last.pt to analyse: run the search (or resume it) first")
+
+
+def analyze(run_dir, samples: int = DEFAULT_SAMPLES, batches: int = DEFAULT_BATCHES, overrides=(),
+            progress: bool = True) -> dict | None:
+    """Analyse the enas run in run_dir (config `overrides` on top, e.g. the device); the analysis.json
+    dict, or None when stopped."""
+    from ..strategies import load_search
+
+    check_options(samples, batches)
+    check_run(run_dir)
+    return analyze_search(load_search(run_dir, list(overrides), progress=progress), samples, batches, progress)
+
+
+def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAULT_BATCHES,
+                   progress: bool = True) -> dict | None:
+    """`analyze` on a search already loaded (`enas.strategies.load_search`)."""
+    check_options(samples, batches)
+    cfg = search.cfg
+    if cfg.strategy != "enas":
+        raise CheckpointError(f"{search.run_dir} is a {cfg.strategy} search: it has no controller to analyse")
+    untrained = initial_controller(search)
+    tokens = draw(search, untrained, samples, cfg.seed)            # group -> [N, L]
+    metric = score(search, tokens, batches, progress)              # group -> [N]
+    if metric is None:
+        return None
+    reward = {g: rewards(search, metric[g]) for g in GROUPS}
+
+    with torch.no_grad():
+        sampled = tokens["trained"][:HIDDEN_ARCHS]
+        states = {"trained": search.controller.hidden_states(sampled),             # [n, D + 1, H]
+                  "untrained": untrained.hidden_states(tokens["untrained"][:HIDDEN_ARCHS])}
+        uniform = tokens["uniform"][:EMBED_ARCHS]
+        embeddings = {"trained": search.controller.hidden_states(uniform)[:, -1],  # [m, H]
+                      "untrained": untrained.hidden_states(uniform)[:, -1]}
+    dissimilar = dissimilarities(search.space, uniform)
+    rho = embedding_correlations(embeddings, dissimilar)
+    spreads = {name: step_spread(s) for name, s in states.items()}
+    names = [search.space.decisions[t].name for t in search.controller.decision_order] + ["after the last"]
+    m = search.task.metric
+    result = {
+        "run": str(search.run_dir), "space": cfg.space, "task": cfg.task, "metric": m,
+        "higher_is_better": search.task.higher_is_better, "seed": cfg.seed, "samples": samples, "batches": batches,
+        "epochs": search.epoch, "controller_updates": search.controller_step, "step": search.global_step,
+        "groups": {g: summarise(tokens[g], metric[g], reward[g]) for g in GROUPS},
+        "comparison": {"trained_vs_uniform": compare(reward, "trained", "uniform"),
+                       "trained_vs_untrained": compare(reward, "trained", "untrained")},
+        "hidden_states": {"architectures": states["trained"].shape[0], "steps": states["trained"].shape[1],
+                          "hidden_size": states["trained"].shape[2], "step_names": names,
+                          "spread": {k: spread(s) for k, s in states.items()}, "step_spread": spreads},
+        "embeddings": {"architectures": uniform.shape[0], "pairs": len(dissimilar["tokens"]), "group": "uniform",
+                       "distance": "euclidean", "spearman": rho},
+    }
+    result = _strict(result)
+    pictures = {
+        "rewards": figures.reward_histograms(metric, reward, m, batches),
+        "hidden_states": figures.hidden_state_heatmap(states["trained"], sampled, names, spreads),
+        "embeddings": figures.embedding_distances({k: torch.pdist(e.double()).cpu() for k, e in embeddings.items()},
+                                                  dissimilar["tokens"], rho["tokens"]),
+    }
+    _write(search, result, tokens, metric, reward, pictures)
+    return result
+
+
+def _write(search, result: dict, tokens, metric, reward, pictures: dict) -> None:
+    """RUN/analysis/* and the `analysis/...` TensorBoard tags, once everything is computed."""
+    log, step, out = search.logger, search.global_step, Path(search.run_dir) / "analysis"
+    log.write_json("analysis/analysis.json", result)
+    log.write_json("analysis/scores.json", _strict({
+        g: [{"arch": " ".join(map(str, t)), "metric": mt, "reward": r}
+            for t, mt, r in zip(tokens[g].tolist(), metric[g], reward[g])] for g in GROUPS}))
+    report = markdown(result)
+    atomic_write(out / "report.md", lambda f: f.write(report.encode("utf-8")))
+    for name, fig in pictures.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        atomic_write(out / f"{name}.png", lambda f: f.write(buffer.getvalue()))
+    m = result["metric"]
+    for g, s in result["groups"].items():
+        log.scalars({f"analysis/{g}/reward_mean": _nan(s["reward"]["mean"]),
+                     f"analysis/{g}/{m}_median": _nan(s["metric"]["quantiles"]["50"]),
+                     f"analysis/{g}/distinct": s["distinct"]}, step)
+    log.scalars({"analysis/trained_vs_uniform/win_rate": result["comparison"]["trained_vs_uniform"]["win_rate"],
+                 **{f"analysis/hidden_spread/{k}": _nan(v) for k, v in result["hidden_states"]["spread"].items()},
+                 **{f"analysis/embedding_spearman/{key}/{k}": _nan(v)
+                    for key, rho in result["embeddings"]["spearman"].items() for k, v in rho.items()}}, step)
+    log.text("analysis/report", report, step)
+    for name, fig in pictures.items():
+        log.figure(f"analysis/{name}", fig, step)
+    log.close()
+
+
+def _strict(obj):
+    """obj with NaN and infinities as None, for strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _nan(value) -> float:
+    return math.nan if value is None else value
+
+
+__all__ = ["analyze", "analyze_search", "check_options", "check_run", "summary_lines", "markdown", "rankdata",
+           "spearman", "superiority", "initial_controller", "DEFAULT_SAMPLES", "DEFAULT_BATCHES", "FILES"]
