@@ -23,7 +23,7 @@ import time
 
 import torch
 
-import enas
+from enas.cli import read_arch
 from enas.config import apply_overrides, preset
 from enas.strategies import start_search
 from enas.train import FinalTraining
@@ -43,8 +43,7 @@ def search_curve(args) -> list[tuple[int, float]]:
 
 
 def final_curve(args) -> list[tuple[int, float]]:
-    space = enas.get_space(args.space)
-    arch = enas.zoo.get(args.arch) if args.arch in enas.zoo.names() else enas.Arch.parse(space, args.arch)
+    arch, _ = read_arch(args.arch, args.space)
     cfg = preset("train", args.task, args.preset, arch.space.name)
     cfg = apply_overrides(cfg, [f"data_dir={args.data_dir}", f"log_every={args.every}",
                                 f"max_steps={args.steps}", "epochs=1", f"seed={args.seed}", *args.set])
@@ -64,7 +63,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--final", action="store_true", help="a final training of --arch instead of a search")
-    p.add_argument("--arch", default="enas_ptb", help="zoo name or arc string (with --final)")
+    p.add_argument("--arch", default="enas_ptb", help="zoo name, arch.json or arc string (with --final)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
