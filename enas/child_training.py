@@ -43,4 +43,5 @@ def nas_reward(result: dict, last: int = 5, c: float = 80.0) -> float:
         return 0.0
     if result["metric"] == "acc":
         return max(tail) ** 3
-    return c / min(tail) ** 2
+    best = min(tail)
+    return c / best / best  # not c / best ** 2: the square of a diverged perplexity (> 1e154) overflows

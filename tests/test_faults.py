@@ -459,3 +459,10 @@ def test_nas_killed_at_random_moments_resumes_to_the_uninterrupted_result(ptb_di
     assert strip(killed) == strip(_rows(tmp_path / "killed-whole"))
     whole_state, killed_state = _state(tmp_path / "killed-whole"), _state(run)
     assert all(torch.equal(v, killed_state["controller"][k]) for k, v in whole_state["controller"].items())
+
+
+def test_nas_reward_of_a_diverged_perplexity_is_tiny_not_an_overflow():
+    from enas.child_training import nas_reward
+
+    assert nas_reward({"metric": "ppl", "metrics": [1e200]}, c=80.0) == 0.0  # 80 / 1e400 underflows to 0
+    assert nas_reward({"metric": "ppl", "metrics": [200.0, 100.0]}, c=80.0) == 80.0 / 100.0 ** 2

@@ -137,10 +137,7 @@ class NasSearch:
 
     def _record(self, outcome: dict) -> None:
         k, result, error = outcome["id"], outcome["result"], outcome["error"]
-        try:
-            reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.cfg.controller.reward_c)
-        except OverflowError:  # c / ppl^2 of a perplexity whose square overflows: a diverged child
-            reward = FLOOR_REWARD
+        reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.cfg.controller.reward_c)
         self.pending["rewards"][str(k)] = reward
         metrics = [_not_nan(m) for m in result["metrics"]] if result else []
         record = {"step": self.update, "phase": "child", "child": self.children + k,
