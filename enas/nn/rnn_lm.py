@@ -269,3 +269,15 @@ def inherit_rnn_weights(child: RNNChild, supernet: RNNSupernet, arch=None) -> RN
         child.w_nodes[i - 1].copy_(supernet.w_edges[edge_index(prev[i], i)])
     return child
 
+
+
+def supernet(space, **kw) -> RNNSupernet:
+    return RNNSupernet(space, **kw)
+
+
+def child(space, arch, **kw) -> RNNChild:
+    return RNNChild(space, arch, **kw)
+
+
+def inherit(child_net: RNNChild, supernet_net: RNNSupernet, arch=None) -> RNNChild:
+    return inherit_rnn_weights(child_net, supernet_net, arch)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import ArchError
 from .decisions import Choice, Decision, Predecessor, Subset
@@ -21,10 +21,23 @@ class SearchSpace:
     """A registered search space. Subclasses set `name`, `defaults` and build `decisions`.
 
     Spaces are immutable values: two spaces are equal when their name and options are.
+
+    The class is also the space's one registration: besides its decisions it declares
+    - `tasks`: the tasks its models fit;
+    - `models`: the module under `enas.nn` that builds them (imported when first needed, since `nn`
+      sits above `spaces`), with `supernet(space, **kw)`, `child(space, arch, **kw)` and
+      `param_map(child, supernet) -> list[ParamSlice]` (enas/nn/param_map.py);
+    - `presets`: {(kind, preset name): fn(task) -> SearchConfig or TrainConfig}, kind "search" or "train";
+    - `controller_options`: keyword values of `Controller` that belong to the space (op biases);
+    - `text(tokens)` and `figure(tokens)`: how an architecture is drawn in TensorBoard.
     """
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    tasks: ClassVar[tuple[str, ...]] = ()
+    models: ClassVar[str] = ""
+    presets: ClassVar[dict[tuple[str, str], Callable[[str], Any]]] = {}
+    controller_options: ClassVar[dict[str, Any]] = {}
     # Anchors that exist before any decision, e.g. the two cell inputs of a micro cell.
     initial_anchors: int = 0
     # Decision indices where a new cell starts: a controller drops its anchors there and creates
@@ -48,6 +61,20 @@ class SearchSpace:
 
     def check(self, tokens: tuple[int, ...]) -> None:
         """Space-specific constraints beyond each token's range (none by default)."""
+
+    def text(self, tokens: tuple[int, ...]) -> str:
+        """The architecture in words, for TensorBoard's text tab (the arc string by default)."""
+        return f"{self.name}: {' '.join(map(str, tokens))}"
+
+    def figure(self, tokens: tuple[int, ...]):
+        """The architecture as a matplotlib Figure (import matplotlib inside)."""
+        raise NotImplementedError(f"{self.name} draws no picture")
+
+    def model_module(self):
+        """The module that builds this space's supernet and child (`models`)."""
+        import importlib
+
+        return importlib.import_module(self.models)
 
     # --- value semantics ---------------------------------------------------------------------
     @cached_property

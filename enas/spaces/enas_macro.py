@@ -37,6 +37,8 @@ MAX_LAYERS = 64  # official search 12, final 24
 @register
 class EnasMacroSpace(SearchSpace):
     name = "enas_macro"
+    tasks = ("cifar10", "fashion_mnist")
+    models = "enas.nn.macro"
     # 12 layers: official scripts/cifar10_macro_search.sh (--child_num_layers=12).
     defaults = {"num_layers": 12}
 

@@ -37,6 +37,8 @@ MAX_BLOCKS = 32  # official: 5
 @register
 class EnasMicroSpace(SearchSpace):
     name = "enas_micro"
+    tasks = ("cifar10", "fashion_mnist")
+    models = "enas.nn.micro"
     # 5 blocks per cell: official scripts/cifar10_micro_search.sh (--child_num_cells=5).
     defaults = {"num_blocks": 5}
     initial_anchors = 2  # the two cell inputs

@@ -23,6 +23,8 @@ MAX_NODES = 64  # paper: 12
 @register
 class EnasRNNSpace(SearchSpace):
     name = "enas_rnn"
+    tasks = ("ptb",)
+    models = "enas.nn.rnn_lm"
     defaults = {"num_nodes": 12, "first_act": "sampled", "output": "loose_ends"}
 
     def build_decisions(self):
