@@ -2,8 +2,8 @@
 
 For each image space at the official search sizes (melodyguan/enas scripts/cifar10_macro_search.sh:
 12 layers, 36 filters, batch 128; scripts/cifar10_micro_search.sh: child_num_layers 6 (2 cells per
-stage + 2 reductions), 20 filters, 5 blocks, batch 160, auxiliary head), on synthetic CIFAR-shaped
-data (3 x 32 x 32, 10 classes):
+stage + 2 reductions), 20 filters, 5 blocks, batch 160, auxiliary head; nas_cnn: 6 layers with
+predicted strides, batch 64), on synthetic CIFAR-shaped data (3 x 32 x 32, 10 classes):
 - shared step: forward + backward + SGD of the supernet on a freshly sampled architecture, images/s;
 - child step: the same step of a standalone search-style child of the same architecture (built and
   stepped once outside the timed region), and the ratio supernet step / child step (goal <= 1.10).
@@ -31,6 +31,9 @@ from enas.nn.micro import AUX_WEIGHT
 SEARCH = {
     "enas_macro": ({"num_layers": 12}, dict(channels=36), 128),
     "enas_micro": ({"num_blocks": 5}, dict(channels=20, num_layers=2, aux_head=True), 160),
+    # Zoph & Le 2017 sec. 4.1: per-layer filter sizes and counts, anchor-point skips; 6 layers (where the
+    # paper's depth schedule starts) with predicted strides. The paper gives no batch size: 64 here.
+    "nas_cnn": ({"num_layers": 6, "predict_stride": True}, dict(image_size=32), 64),
 }
 # official src/utils.py get_train_ops: momentum 0.9 with Nesterov; lr_max 0.05 in both search scripts
 LR, MOMENTUM = 0.05, 0.9

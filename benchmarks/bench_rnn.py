@@ -7,8 +7,13 @@ For N=12 nodes, batch 64, BPTT 35, vocabulary 10000 (tied embedding), at hidden 
 - reward evaluation: eval-mode forward of one 35 x 64 validation batch per arch, no grad, archs/s;
 - supernet step / standalone child step (inherited weights) for the same arch.
 
+For the NAS tree cell (`nas_rnn`, base 8): supernet step / standalone child step for the same
+architecture (TensorFlow's NASCell and a sampled cell), alternating single steps in one run. Every
+architecture reads every leaf, so the two hold the same tensors; the ratio is the supernet's cost of
+decoding the architecture per forward (target <= 1.10).
+
 Tokens are random ids (speed does not depend on the text). Usage:
-    python benchmarks/bench_rnn.py [--quick] [--hidden 200 1000]
+    python benchmarks/bench_rnn.py [--quick] [--hidden 200 1000] [--spaces enas_rnn nas_rnn]
 """
 from __future__ import annotations
 
@@ -156,12 +161,46 @@ def bench(H, rounds, eval_rounds, ratio_rounds, seed=0):
     return rows, ratio, T * B / statistics.median(c_t)
 
 
+def bench_tree(H, ratio_rounds, seed=0):
+    """nas_rnn: {arch name: (supernet step / child step, child tokens/s)} for the same arch each."""
+    torch.manual_seed(seed)
+    space = enas.get_space("nas_rnn", base=8)
+    data = (torch.randint(0, V, (T, B)), torch.randint(0, V, (T, B)))
+    sup = enas.build_supernet(space, vocab_size=V, hidden_size=H, **DROP)
+    s_step = make_step(sup, torch.optim.SGD(sup.parameters(), lr=LR), data, lambda m, x, a: m(x, None, a))
+    out = {}
+    for name, arch in (("nascell", enas.zoo.get("nascell")), ("sampled", space.sample(seed=seed))):
+        child = enas.build_child(space, arch, vocab_size=V, hidden_size=H, **DROP)
+        enas.inherit_weights(child, sup, arch)
+        c_step = make_step(child, torch.optim.SGD(child.parameters(), lr=LR), data, lambda m, x, a: m(x, None))
+        tokens = arch.tensor()  # what a search passes: the arch as a LongTensor
+        s_t, c_t = [], []
+        for r in range(ratio_rounds + 1):  # round 0 is warm-up
+            ds, dc = timed(s_step, tokens), timed(c_step, arch)
+            if r:
+                s_t.append(ds)
+                c_t.append(dc)
+        out[name] = (statistics.median(s_t) / statistics.median(c_t), T * B / statistics.median(c_t))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a rough figure in well under a minute)")
     ap.add_argument("--hidden", type=int, nargs="+", default=[200, 1000])
+    ap.add_argument("--spaces", nargs="+", default=["enas_rnn", "nas_rnn"], choices=["enas_rnn", "nas_rnn"])
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; N={N} B={B} T={T} V={V}")
+    if "nas_rnn" in args.spaces:
+        for H in args.hidden:
+            t0 = time.perf_counter()
+            rounds = (2 if args.quick else 4) if H >= 600 else (3 if args.quick else 10)
+            for name, (ratio, child_tps) in bench_tree(H, rounds).items():
+                print(f"{H:>5} nas_rnn {name}: supernet step / child step (same arch) = {ratio:.3f}  "
+                      f"(child {child_tps:.0f} tok/s)")
+            print(f"{H:>5} ({time.perf_counter() - t0:.0f} s)")
+    if "enas_rnn" not in args.spaces:
+        return
     print(f"{'H':>5} {'impl':>6} {'step tok/s':>11} {'reward archs/s':>15}")
     for H in args.hidden:
         big = H >= 600

@@ -45,9 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     from .config import PRESETS
     from .spaces import list_spaces
     from .strategies import STRATEGIES
+    from .tasks import list_tasks
 
     spaces, strategies = list_spaces(), list(STRATEGIES)
-    tasks, presets = sorted({t for _, t, _, _ in PRESETS}), sorted({p for *_, p in PRESETS})
+    tasks, presets = sorted(list_tasks()), sorted({p for *_, p in PRESETS})
 
     def choice(parser, flag: str, names: list[str], default: str | None, help: str) -> None:
         parser.add_argument(flag, default=default, type=_one_of(flag[2:], names),
@@ -184,13 +185,11 @@ def read_arch(text: str, space_name: str | None):
     return arch, task
 
 
-def _only_task(space: str) -> str:
-    """The task of a space with final-training presets for one task only (enas_rnn: ptb)."""
-    from .config import PRESETS
-
-    tasks = sorted({t for kind, t, s, _ in PRESETS if (kind, s) == ("train", space)})
+def _only_task(space) -> str:
+    """The task of a space that fits one task only (a recurrent cell: Penn Treebank)."""
+    tasks = type(space).tasks
     if len(tasks) != 1:
-        raise ConfigError(f"give --task: {space} has presets for {', '.join(tasks) or 'no task'}")
+        raise ConfigError(f"give --task: {space.name} fits {', '.join(tasks) or 'no task'}")
     return tasks[0]
 
 
@@ -359,7 +358,7 @@ def _cmd_train(a, stop) -> int:
         arch, recorded = read_arch(a.arch, a.space)
         if a.task and recorded and a.task != recorded:
             raise ConfigError(f"--task {a.task}, but {a.arch} records task {recorded}")
-        cfg = preset("train", a.task or recorded or _only_task(arch.space.name), a.preset, arch.space.name)
+        cfg = preset("train", a.task or recorded or _only_task(arch.space), a.preset, arch.space.name)
         cfg.data_dir = a.data_dir
         cfg = apply_overrides(cfg, given)
         _new_run(run, a.overwrite)

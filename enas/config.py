@@ -1,4 +1,5 @@
-"""Run configuration: typed dataclasses, the `paper` and `tiny` presets, and `--set key=value`.
+"""Run configuration: typed dataclasses, the presets every space registers (`paper`, `small`, `tiny`)
+and `--set key=value`.
 
 Every field is addressable by its dotted name (`seed`, `controller.lr`, `model.hidden_size`) and every
 value given as text is checked against the field's type; unknown keys and bad values raise
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -65,7 +68,7 @@ class ControllerConfig:
     entropy_weight: float = 1e-4
     baseline_decay: float = 0.95
     op_tanh_reduce: float = 1.0   # micro: ops use tanh_constant / op_tanh_reduce
-    op_bias: bool = False         # micro: the official op-logit biases (learned, and fixed in the normal cell)
+    op_bias: bool = False         # the space's op-logit biases (micro: the official learned and fixed ones)
     num_aggregate: int = 1        # architectures whose gradients are averaged per update
     steps: int = 2000             # controller updates per epoch
     reward_c: float = 80.0        # reward = reward_c / valid_ppl
@@ -148,294 +151,74 @@ class TrainConfig:
 
 
 # --- presets ------------------------------------------------------------------------------------
+# Each registered space declares its presets ({(kind, name): fn(task) -> config}, enas/spaces/); the
+# spaces are looked up when a preset is asked for, since config sits below them.
 
-def _ptb_search_paper() -> SearchConfig:
-    """ENAS PTB search. Values stated in the paper (Pham et al. 2018, sec. 3.1) are taken from it;
-    where it is silent, from the official search script (melodyguan/enas scripts/ptb_search.sh,
-    "OFF" below) or, for the shared hidden size and the hidden-norm clip, from carpedm20/ENAS-pytorch
-    (config.py, models/shared_rnn.py; "PT"). OFF itself trains in another regime (SGD lr 0.25 on a
-    loss summed over time, clip 10, batch 20, hidden 720); set those with --set to reproduce it."""
-    return SearchConfig(
-        epochs=150,                          # paper: 150 epochs
-        batch_size=64, bptt=35,              # paper: minibatches of 64, BPTT truncated at 35
-        eval_batch_size=64,                  # PT: a 64 x 35 validation batch per reward
-        shared_steps=400,                    # paper: ω trained for about 400 steps per epoch
-        derive_samples=100,                  # PT derive_num_sample
-        model=ModelConfig(
-            hidden_size=1000,                # PT shared_hid = shared_embed = 1000
-            dropout_e=0.25, dropout_x=0.75,  # OFF keep probabilities e 0.75, x 0.25,
-            dropout_h=0.25, dropout_o=0.75,  #     h 0.75, o 0.25 (one mask per batch)
-            max_hidden_norm=25.0,            # PT RNN.forward max_norm
-            init_range=0.04),                # OFF _build_params: U(-0.04, 0.04) for H > 400
-        shared=OptimConfig(lr=20.0, grad_clip=0.25,         # paper: SGD lr 20, gradient norm clip 0.25
-                           lr_decay=0.96, lr_decay_start=15,  # paper: x0.96 per epoch from epoch 15
-                           weight_decay=1e-7),               # paper: l2 1e-7
-        controller=ControllerConfig(
-            hidden_size=100,                 # paper / OFF main.py: one LSTM layer of 100 units
-            lr=3.5e-4, adam_beta1=0.0,       # paper: Adam lr 0.00035; OFF utils.get_train_ops: beta1 = 0
-            temperature=5.0, tanh_constant=2.5,  # paper
-            entropy_weight=1e-4,             # paper: sample entropy added to the reward, weight 1e-4
-            baseline_decay=0.99,             # OFF main.py controller_bl_dec
-            num_aggregate=10,                # OFF --controller_num_aggregate=10
-            steps=200,                       # paper: 2000 sampled architectures = 200 updates of 10
-            reward_c=80.0,                   # OFF / PT: reward = 80 / valid_ppl
-            index_distance_penalty=1 / 6,    # OFF ptb_enas_controller.py (and enas_lm): -(i - j)^2 / 6
-            scale_index_input=True,          #   and the chosen node's state / (0.1 + (i - j)) as input
-            anchors="before",                #   where a node's anchor is its first step (`all_h`)
-            init_range=0.1),                 # paper / OFF: θ ~ U(-0.1, 0.1)
-    )
+def _space_classes() -> dict:
+    from .spaces import get_space_class, list_spaces
+
+    return {name: get_space_class(name) for name in list_spaces()}
 
 
-def _ptb_search_tiny() -> SearchConfig:
-    """Seconds on two CPU cores: the same loop at toy sizes."""
-    return SearchConfig(
-        space_options={"num_nodes": 6},
-        epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
-        derive_samples=8, log_every=5,
-        nas_updates=3, child_max_steps=30,  # full NAS / random from scratch: 6 children of 30 steps
-        # Over so few steps lr 5 learns faster than the paper's 20 at hidden 48 (shared loss after
-        # 150 steps: 6.80 against 7.06); the hidden-norm clip is 25 * sqrt(48 / 1000) ~ 5.
-        model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
-                          max_hidden_norm=5.0, init_range=0.1),
-        shared=OptimConfig(lr=5.0, grad_clip=0.25),
-        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2, anchors="before",
-                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
-                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
-                                    memory_loss_start_epoch=2, memory_batch=4),
-    )
+class _PresetTable(Mapping):
+    """Every registered space's presets as one read-only mapping (kind, task, space, name) -> fn(),
+    read from the registry each time (a space registered later shows up)."""
+
+    def _table(self) -> dict:
+        return {(kind, task, space, name): functools.partial(fn, task)
+                for space, cls in _space_classes().items() for (kind, name), fn in cls.presets.items()
+                for task in cls.tasks}
+
+    def __getitem__(self, key):
+        return self._table()[key]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
 
 
-def _ptb_search_small() -> SearchConfig:
-    """A search that learns for real on one machine: about 10 minutes on two CPU cores.
-    The paper's loop and optimiser (lr 20, clip 0.25, batch 64, BPTT 35, 10 architectures per
-    controller update) at hidden 200 with 8-node cells; dropout halved for a run this short."""
-    return SearchConfig(
-        space_options={"num_nodes": 8},
-        epochs=6, batch_size=64, bptt=35, eval_batch_size=64, eval_max_batches=10,
-        shared_steps=100, derive_samples=100, log_every=20,
-        model=ModelConfig(hidden_size=200, dropout_e=0.1, dropout_x=0.5, dropout_h=0.25, dropout_o=0.5,
-                          max_hidden_norm=11.0,    # 25 * sqrt(200 / 1000): PT's clip scaled to the size
-                          init_range=0.1),         # OFF _build_params: 0.1 for hidden <= 300
-        shared=OptimConfig(lr=20.0, grad_clip=0.25, weight_decay=1e-7),
-        controller=ControllerConfig(hidden_size=100, lr=3.5e-4, adam_beta1=0.0, temperature=5.0,
-                                    tanh_constant=2.5, entropy_weight=1e-4, baseline_decay=0.99,
-                                    num_aggregate=10, steps=20, index_distance_penalty=1 / 6,
-                                    scale_index_input=True, anchors="before", init_range=0.1),
-    )
+PRESETS = _PresetTable()
 
 
-def _ptb_train_small() -> TrainConfig:
-    """Final training on one machine: 2,400 steps of 64 x 35 tokens (about 5.8 passes over the
-    training text, 40 minutes on two CPU cores) at hidden 200; the paper's lr 20 and clip 0.25,
-    then x0.7 per 200-step epoch from the sixth; light dropout, since so few passes underfit."""
-    return TrainConfig(
-        epochs=12, max_steps=200, batch_size=64, bptt=35, eval_batch_size=64, log_every=50,
-        model=ModelConfig(hidden_size=200, dropout_e=0.05, dropout_x=0.25, dropout_h=0.1, dropout_o=0.25,
-                          max_hidden_norm=11.0, init_range=0.1),
-        optim=OptimConfig(lr=20.0, grad_clip=0.25, lr_decay=0.7, lr_decay_start=6, weight_decay=5e-7),
-    )
+def preset_names(kind: str, task: str, space: str) -> list[str]:
+    """The names of the presets of `kind` for `space` on `task` (none for an unknown space or task)."""
+    cls = _space_classes().get(space)
+    return sorted(n for k, n in cls.presets if k == kind) if cls is not None and task in cls.tasks else []
 
 
-def _ptb_train_paper() -> TrainConfig:
-    """Final training of a PTB cell, official melodyguan/enas scripts/ptb_final.sh.
-    OFF applies lr 20 to a loss summed over the 35 steps; we keep the per-token mean (as enas_lm and
-    PT do), which with clip 0.25 takes steps of the same length once gradients are clipped."""
-    return TrainConfig(
-        epochs=2000,                         # OFF --num_epochs=2000
-        batch_size=64, bptt=35,              # OFF --batch_size=64 --child_bptt_steps=35
-        eval_batch_size=10,
-        model=ModelConfig(
-            hidden_size=748,                 # OFF --child_lstm_hidden_size=748
-            dropout_e=0.21, dropout_x=0.75,  # OFF keep e 0.79, x 0.25,
-            dropout_h=0.25, dropout_o=0.76,  #     h 0.75, o 0.24
-            init_range=0.04),                # OFF: U(-0.04, 0.04) for H > 400
-        optim=OptimConfig(lr=20.0, grad_clip=0.25,               # OFF --child_lr=20 --child_grad_bound=0.25
-                          lr_decay=0.9991, lr_decay_start=14,      # OFF --child_lr_dec_rate/_start
-                          lr_min=0.001, weight_decay=5e-7),        # OFF --child_lr_dec_min, --child_l2_reg
-    )
-
-
-def _ptb_train_tiny() -> TrainConfig:
-    """Seconds: 100 steps of the paper's lr 20 and clip 0.25 at hidden 48 (the enas_ptb cell: valid
-    perplexity ~890 after 90 steps, against 10,000 for uniform guessing)."""
-    return TrainConfig(
-        epochs=1, batch_size=16, bptt=20, max_steps=100, eval_max_batches=20, log_every=10,
-        model=ModelConfig(hidden_size=48, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25, max_hidden_norm=5.0,
-                          init_range=0.1),
-        optim=OptimConfig(lr=20.0, grad_clip=0.25),
-    )
-
-
-# --- image presets (official melodyguan/enas scripts/cifar10_{macro,micro}_{search,final}.sh) ---------
-# The official loss adds l2_reg * sum(w^2), i.e. weight decay 2 * l2_reg; its gradient clip (5.0) is
-# a no-op because of a bug in utils.get_train_ops, so clipping is off here. SGD momentum 0.9 with
-# Nesterov, and a cosine schedule with warm restarts every 10, 20, 40, ... epochs, in all four.
-
-def _cosine(lr_min: float, l2: float) -> OptimConfig:
-    return OptimConfig(lr=0.05, schedule="cosine", lr_min=lr_min, lr_T0=10, lr_T_mul=2,  # child_lr_max/min/T_0/T_mul
-                       momentum=0.9, nesterov=True, weight_decay=2 * l2, grad_clip=0.0)
-
-
-def _macro_search_paper() -> SearchConfig:
-    return SearchConfig(
-        space="enas_macro", space_options={"num_layers": 12}, task="cifar10",  # child_num_layers=12
-        epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,      # a pass over 45k images
-        num_valid=5000, log_every=50, derive_samples=100,
-        model=ModelConfig(channels=36, dropout=0.1),            # out_filters 36, keep_prob 0.9
-        shared=_cosine(lr_min=0.0005, l2=0.00025),
-        controller=ControllerConfig(hidden_size=64, lr=0.001, adam_beta1=0.0,  # main.py: lstm_size=64
-                                    temperature=0.0, tanh_constant=1.5, entropy_weight=1e-4,
-                                    baseline_decay=0.99, num_aggregate=20, steps=50, reward_c=1.0,
-                                    skip_target=0.4, skip_weight=0.8, init_range=0.1),
-    )
-
-
-def _micro_search_paper() -> SearchConfig:
-    return SearchConfig(
-        space="enas_micro", space_options={"num_blocks": 5}, task="cifar10",   # child_num_cells=5
-        epochs=150, batch_size=160, eval_batch_size=160, shared_steps=0,
-        num_valid=5000, log_every=50, derive_samples=100,
-        model=ModelConfig(channels=20, num_layers=2, dropout=0.1, aux_head=True),  # 6 layers = 3 x 2
-        shared=_cosine(lr_min=0.0005, l2=1e-4),
-        controller=ControllerConfig(hidden_size=64, lr=0.0035, adam_beta1=0.0,
-                                    temperature=0.0, tanh_constant=1.10, op_tanh_reduce=2.5, op_bias=True,
-                                    entropy_weight=1e-4, baseline_decay=0.99, num_aggregate=10, steps=30,
-                                    reward_c=1.0, init_range=0.1,
-                                    anchors="own_step"),  # micro_controller.py: one step per block's anchor
-    )
-
-
-def _macro_train_paper() -> TrainConfig:
-    return TrainConfig(task="cifar10", epochs=310, batch_size=100, eval_batch_size=100, num_valid=0,
-                       model=ModelConfig(channels=96, dropout=0.5, style="final"),  # 24 layers: the arch's
-                       optim=_cosine(lr_min=0.001, l2=2e-4))
-
-
-def _micro_train_paper() -> TrainConfig:
-    return TrainConfig(task="cifar10", epochs=630, batch_size=144, eval_batch_size=100, num_valid=0,
-                       cutout=16,  # paper: "ENAS + micro search space + CutOut" (the script sets none)
-                       model=ModelConfig(channels=36, num_layers=5, dropout=0.2, drop_path=0.4,  # keep 0.8, 0.6
-                                         aux_head=True, style="final"),
-                       optim=_cosine(lr_min=0.0001, l2=2e-4))
-
-
-def _image_search_tiny(space: str) -> SearchConfig:
-    """Fashion-MNIST or CIFAR-10 in seconds on two CPU cores."""
-    return SearchConfig(
-        space=space, space_options={"num_layers": 4} if space == "enas_macro" else {"num_blocks": 2},
-        epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
-        derive_samples=6, log_every=5,
-        nas_updates=2, child_max_steps=20,  # full NAS / random from scratch: 8 children of 20 steps
-        model=ModelConfig(channels=8, num_layers=0 if space == "enas_macro" else 1),
-        shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,
-                           weight_decay=2e-4, grad_clip=0.0),
-        controller=ControllerConfig(hidden_size=32, lr=0.0035, tanh_constant=1.5, steps=3, num_aggregate=4,
-                                    reward_c=1.0, skip_weight=0.8 if space == "enas_macro" else 0.0,
-                                    op_tanh_reduce=1.0 if space == "enas_macro" else 2.5,
-                                    op_bias=space == "enas_micro",
-                                    anchors="after" if space == "enas_macro" else "own_step",
-                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
-                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
-                                    memory_loss_start_epoch=2, memory_batch=4),
-    )
-
-
-def _image_train_tiny(space: str) -> TrainConfig:
-    """Seconds: 210 steps of 32 images, the official cosine schedule compressed into three 70-step
-    epochs (Fashion-MNIST test accuracy about 0.75 on 1,000 test images)."""
-    return TrainConfig(
-        epochs=3, batch_size=32, eval_batch_size=100, max_steps=70, eval_max_batches=10, log_every=35,
-        num_valid=0,
-        model=ModelConfig(channels=12, num_layers=0 if space == "enas_macro" else 1, style="final",
-                          aux_head=space == "enas_micro"),
-        optim=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=3, momentum=0.9, nesterov=True,
-                          weight_decay=2e-4, grad_clip=0.0),
-    )
-
-
-def _image_search_small(space: str) -> SearchConfig:
-    """A search that learns for real on one machine (Fashion-MNIST: minutes on two CPU cores): the
-    official search recipe (cosine SGD with warm restarts, Nesterov, controller settings of the
-    paper preset) on 6 macro layers, or micro cells of 3 blocks (one cell per stage), of 16 filters.
-    Measured on Fashion-MNIST with enas_macro only (README); the micro variant is untried."""
-    cfg = _macro_search_paper() if space == "enas_macro" else _micro_search_paper()
-    cfg.space_options = {"num_layers": 6} if space == "enas_macro" else {"num_blocks": 3}
-    cfg.epochs, cfg.batch_size, cfg.eval_batch_size, cfg.shared_steps = 4, 64, 128, 150
-    cfg.eval_max_batches, cfg.log_every, cfg.derive_samples = 4, 25, 50
-    cfg.model = ModelConfig(channels=16, num_layers=0 if space == "enas_macro" else 1, dropout=0.1)
-    cfg.shared = OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=4, momentum=0.9, nesterov=True,
-                             weight_decay=2e-4, grad_clip=0.0)
-    cfg.controller.steps, cfg.controller.num_aggregate = 10, 10
-    return cfg
-
-
-def _image_train_small(space: str) -> TrainConfig:
-    """Four epochs with one cosine cycle (Fashion-MNIST: minutes on two CPU cores); the final-style
-    network of the official recipe at 24 (macro) or 16 (micro) filters."""
-    micro = space == "enas_micro"
-    return TrainConfig(
-        epochs=4, batch_size=128, eval_batch_size=200, num_valid=0, log_every=50,
-        model=ModelConfig(channels=16 if micro else 24, num_layers=1 if micro else 0, dropout=0.1,
-                          aux_head=micro, style="final"),
-        optim=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=4, momentum=0.9, nesterov=True,
-                          weight_decay=2e-4, grad_clip=0.0),
-    )
-
-
-PRESETS = {
-    ("search", "ptb", "enas_rnn", "paper"): _ptb_search_paper,
-    ("search", "ptb", "enas_rnn", "tiny"): _ptb_search_tiny,
-    ("search", "ptb", "enas_rnn", "small"): _ptb_search_small,
-    ("train", "ptb", "enas_rnn", "small"): _ptb_train_small,
-    ("train", "ptb", "enas_rnn", "paper"): _ptb_train_paper,
-    ("train", "ptb", "enas_rnn", "tiny"): _ptb_train_tiny,
-}
-IMAGE_TASKS = ("cifar10", "fashion_mnist")
-for _task in IMAGE_TASKS:  # the CIFAR-10 recipes serve Fashion-MNIST too (its shapes come from the data)
-    PRESETS.update({
-        ("search", _task, "enas_macro", "paper"): _macro_search_paper,
-        ("search", _task, "enas_micro", "paper"): _micro_search_paper,
-        ("train", _task, "enas_macro", "paper"): _macro_train_paper,
-        ("train", _task, "enas_micro", "paper"): _micro_train_paper,
-        ("search", _task, "enas_macro", "tiny"): lambda: _image_search_tiny("enas_macro"),
-        ("search", _task, "enas_micro", "tiny"): lambda: _image_search_tiny("enas_micro"),
-        ("train", _task, "enas_macro", "tiny"): lambda: _image_train_tiny("enas_macro"),
-        ("train", _task, "enas_micro", "tiny"): lambda: _image_train_tiny("enas_micro"),
-        ("search", _task, "enas_macro", "small"): lambda: _image_search_small("enas_macro"),
-        ("search", _task, "enas_micro", "small"): lambda: _image_search_small("enas_micro"),
-        ("train", _task, "enas_macro", "small"): lambda: _image_train_small("enas_macro"),
-        ("train", _task, "enas_micro", "small"): lambda: _image_train_small("enas_micro"),
-    })
-
-
-def _nas_controller(c: ControllerConfig, task: str) -> None:
+def _nas_controller(c: ControllerConfig, lr: float) -> None:
     """The controller of full NAS (Zoph & Le 2017, sec. 4.1 and 4.2): a two-layer LSTM of 35 units per
-    layer, trained with Adam at lr 6e-4 (5e-4 on Penn Treebank), weights ~ U(-0.08, 0.08). The paper
-    names no Adam betas, hence Adam's own beta1 = 0.9 (ENAS's 0 is its official code's). What the paper
-    leaves open (logit shaping, entropy bonus, baseline decay, the space's controller options) stays
-    as the search preset has it."""
+    layer, trained with Adam at the task's lr (6e-4 on CIFAR-10, 5e-4 on Penn Treebank: the task class's
+    `nas_controller_lr`), weights ~ U(-0.08, 0.08). The paper names no Adam betas, hence Adam's own
+    beta1 = 0.9 (ENAS's 0 is its official code's). What the paper leaves open (logit shaping, entropy
+    bonus, baseline decay, the space's controller options) stays as the search preset has it."""
     c.hidden_size, c.num_layers, c.init_range, c.adam_beta1 = 35, 2, 0.08, 0.9
-    c.lr = 5e-4 if task == "ptb" else 6e-4
+    c.lr = lr
 
 
 def preset(kind: str, task: str, name: str, space: str = "enas_rnn", strategy: str = "enas"):
     """The preset config of `kind` ("search" or "train") for `space` on `task`; a search preset for
     `strategy` "nas" gets the controller of full NAS (`_nas_controller`)."""
-    try:
-        cfg = PRESETS[(kind, task, space, name)]()
-    except KeyError:
-        if not any(t == task for _, t, _, _ in PRESETS):
-            raise ConfigError(f"unknown task {task!r}; known: ptb, {', '.join(IMAGE_TASKS)}") from None
-        known = sorted({p for k, t, s, p in PRESETS if (k, t, s) == (kind, task, space)})
-        if not known:
-            spaces = sorted({s for k, t, s, _ in PRESETS if (k, t) == (kind, task)})
-            raise ConfigError(f"no presets for {space} on {task}; spaces with presets: {', '.join(spaces)}") from None
-        raise ConfigError(f"unknown preset {name!r} for {space} on {task}; known: {', '.join(known)}") from None
+    from .tasks import list_tasks, task_class
+
+    if task not in list_tasks():
+        raise ConfigError(f"unknown task {task!r}; known: {', '.join(list_tasks())}")
+    classes = _space_classes()
+    cls = classes.get(space)
+    if cls is None or task not in cls.tasks or not any(k == kind for k, _ in cls.presets):
+        spaces = sorted(s for s, c in classes.items() if task in c.tasks and any(k == kind for k, _ in c.presets))
+        raise ConfigError(f"no presets for {space} on {task}; spaces with presets: {', '.join(spaces)}")
+    if (kind, name) not in cls.presets:
+        known = sorted(p for k, p in cls.presets if k == kind)
+        raise ConfigError(f"unknown preset {name!r} for {space} on {task}; known: {', '.join(known)}")
+    cfg = cls.presets[(kind, name)](task)
     cfg.task = task
     if kind == "search":
-        cfg.strategy = strategy
+        cfg.space, cfg.strategy = space, strategy  # the space asked for (a registered subclass shares presets)
         if strategy == "nas":
-            _nas_controller(cfg.controller, task)
+            _nas_controller(cfg.controller, task_class(task).nas_controller_lr)
     return cfg
 
 
@@ -563,9 +346,6 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"seed must be in 0 .. {2**32 - 1}, got {cfg.seed}")
     if value("executor") not in (None, "local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {cfg.executor!r}")
-    if value("strategy") is not None and cfg.task != "ptb" and cfg.num_valid < 1:
-        raise ConfigError("a search on images scores architectures on held-out training images: num_valid "
-                          "must be >= 1")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -584,5 +364,5 @@ def from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["ModelConfig", "OptimConfig", "ControllerConfig", "SearchConfig", "TrainConfig", "preset",
-           "apply_overrides", "validate", "to_dict", "from_dict"]
+__all__ = ["ModelConfig", "OptimConfig", "ControllerConfig", "SearchConfig", "TrainConfig", "PRESETS", "preset",
+           "preset_names", "apply_overrides", "validate", "to_dict", "from_dict"]

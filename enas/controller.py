@@ -63,13 +63,6 @@ from .errors import ArchError, ConfigError
 from .spaces.base import SearchSpace
 from .spaces.decisions import Choice, Predecessor, Subset
 
-# Fixed bias added to the op logits of the normal cell after tanh shaping, favouring the two separable
-# convolutions (micro ops: 0 sep3x3, 1 sep5x5, 2 avgpool, 3 maxpool, 4 identity). Official ENAS
-# src/cifar10/micro_controller.py `b_soft_no_learn` = [0.25, 0.25] + [-0.25] * (num_branches - 2).
-MICRO_OP_BIAS = (0.25, 0.25, -0.25, -0.25, -0.25)
-# Initial value of the learned op-logit bias of the same file (`b_soft` = [10, 10] + [0] * ...), added
-# before the shaping in both cells.
-MICRO_OP_BIAS_INIT = (10.0, 10.0, 0.0, 0.0, 0.0)
 ANCHORS = ("after", "own_step", "before")  # where a node's anchor is taken (module docstring)
 # PTB only: index logits get -penalty * (i - j)^2 after shaping, a prior for recent predecessors
 # (official ENAS src/ptb/ptb_enas_controller.py and google-research enas_lm src/controller.py: / 6).
@@ -112,8 +105,9 @@ class Controller(nn.Module):
         op_tanh_reduce: ops use tanh_constant / op_tanh_reduce (official micro search: 2.5).
         init_range: every parameter ~ U(-init_range, init_range) (official 0.1).
         skip_target: the skip probability the Subset KL pulls towards (official macro: 0.4).
-        op_bias: fixed bias added to the first cell's op logits after shaping (MICRO_OP_BIAS).
-        op_bias_init: gives the op softmax a learned bias with this initial value (MICRO_OP_BIAS_INIT).
+        op_bias: fixed bias added to the first cell's op logits after shaping (a space's
+            `controller_options`, e.g. the micro space's official `b_soft_no_learn`).
+        op_bias_init: gives the op softmax a learned bias with this initial value (likewise, `b_soft`).
         index_distance_penalty: Predecessor logits -= penalty * distance^2 (PTB_INDEX_DISTANCE_PENALTY).
         scale_index_input: feed the chosen anchor / (0.1 + distance) after a Predecessor (official PTB).
         anchors: which step's state stands for a node, one of ANCHORS (module docstring).
@@ -403,4 +397,4 @@ class Controller(nn.Module):
         return Sample(out, log_prob, entropy, skip_kl, skip_bits)
 
 
-__all__ = ["Controller", "Sample", "ANCHORS", "MICRO_OP_BIAS", "MICRO_OP_BIAS_INIT", "PTB_INDEX_DISTANCE_PENALTY"]
+__all__ = ["Controller", "Sample", "ANCHORS", "PTB_INDEX_DISTANCE_PENALTY"]

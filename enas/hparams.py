@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import PRESETS, preset, to_dict
+from .config import preset, preset_names, to_dict
 
 
 def flat(values: dict, prefix: str = "") -> dict:
@@ -31,7 +31,7 @@ def closest_preset(cfg, kind: str = "search", space: str | None = None) -> str:
     space = space or cfg.space
     strategy = getattr(cfg, "strategy", "enas")
     mine = flat(to_dict(cfg))
-    names = sorted({p for k, t, s, p in PRESETS if (k, t, s) == (kind, cfg.task, space)})
+    names = preset_names(kind, cfg.task, space)
     return min(names, default="paper", key=lambda name: len(_differences(
         mine, flat(to_dict(preset(kind, cfg.task, name, space, strategy))))))
 

@@ -14,11 +14,13 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib is imported where a picture is made (enas/spaces/drawing.py)
+    from matplotlib.figure import Figure
 
 from .checkpoint import atomic_write
 
@@ -204,21 +206,8 @@ class RunLogger:
         self.close()
 
 
-# --- pictures of cells ------------------------------------------------------------------------------
-# space name -> renderer; image spaces add theirs with register_cell_renderer.
-_TEXT: dict[str, Callable[[Any, tuple[int, ...]], str]] = {}
-_FIGURE: dict[str, Callable[[Any, tuple[int, ...]], Figure]] = {}
-
-
-def register_cell_renderer(space_name: str, text: Callable | None = None,
-                           figure: Callable | None = None) -> None:
-    """Make cell_text / cell_figure draw `space_name`'s architectures with `text(space, tokens) -> str`
-    and `figure(space, tokens) -> Figure`."""
-    if text is not None:
-        _TEXT[space_name] = text
-    if figure is not None:
-        _FIGURE[space_name] = figure
-
+# --- pictures of architectures --------------------------------------------------------------------------
+# Each space draws its own architectures (`SearchSpace.text` / `.figure`, enas/spaces/).
 
 def _tokens(arch: Any) -> tuple[int, ...]:
     tokens = getattr(arch, "tokens", arch)
@@ -230,151 +219,11 @@ def _tokens(arch: Any) -> tuple[int, ...]:
 
 
 def cell_text(space: Any, arch: Any) -> str:
-    """A few lines describing the architecture (arc string for spaces without a renderer)."""
-    tokens = _tokens(arch)
-    if space.name in _TEXT:
-        return _TEXT[space.name](space, tokens)
-    return f"{space.name}: {' '.join(map(str, tokens))}"
+    """A few lines describing the architecture (an Arch, an arc string or a token sequence of `space`)."""
+    return space.text(_tokens(arch))
 
 
 def cell_figure(space: Any, arch: Any) -> Figure:
-    """A matplotlib Figure of the architecture (the arc string for spaces without a renderer).
-
-    Built on matplotlib.figure.Figure directly (Agg canvas, no pyplot state, no display needed).
-    """
-    tokens = _tokens(arch)
-    if space.name in _FIGURE:
-        return _FIGURE[space.name](space, tokens)
-    fig = Figure(figsize=(6, 1))
-    ax = fig.add_axes((0, 0, 1, 1))  # Jupyter shows no figure without axes
-    ax.axis("off")
-    ax.text(0.5, 0.5, cell_text(space, tokens), ha="center", va="center", family="monospace", wrap=True)
-    return fig
-
-
-# --- enas_rnn -------------------------------------------------------------------------------------------
-_ACT_COLORS = {"tanh": "#cfe2f3", "relu": "#d9ead3", "identity": "#eeeeee", "sigmoid": "#fce5cd"}
-
-
-def _rnn_cell(space: Any, tokens: tuple[int, ...]) -> tuple[list[int], list[str], list[int]]:
-    from .spaces.enas_rnn import ACTIVATIONS
-
-    prev, act = space.cell(tokens)
-    return prev, [ACTIVATIONS[a] for a in act], space.loose_ends(tokens)
-
-
-def _enas_rnn_text(space: Any, tokens: tuple[int, ...]) -> str:
-    prev, acts, outs = _rnn_cell(space, tokens)
-    width = len(f"node {len(prev) - 1}")
-    lines = [f"enas_rnn cell, {len(prev)} nodes: {' '.join(map(str, tokens))}"]
-    for i, (p, a) in enumerate(zip(prev, acts)):
-        reads = "x_t, h_{t-1}" if p < 0 else f"node {p}"
-        lines.append(f"  {f'node {i}':<{width}} = {a}({reads})")
-    how = "mean of all nodes" if space.options.get("output") == "all" else "mean of loose ends"
-    lines.append(f"  {'h_t':<{width}} = mean({', '.join(f'node {i}' for i in outs)})   [{how}]")
-    return "\n".join(lines)
-
-
-def _enas_rnn_layout(prev: list[int]) -> tuple[list[int], list[float]]:
-    """Column (depth) and height of each node: a node sits one column right of the node it reads, as
-    level with it as overlaps allow, so chains are straight lines and branches fan out."""
-    depth = [1] * len(prev)
-    for i in range(1, len(prev)):
-        depth[i] = depth[prev[i]] + 1
-    y = [0.0] * len(prev)
-    for col in range(2, max(depth) + 1):
-        nodes = [i for i in range(len(prev)) if depth[i] == col]
-        want = {}
-        for p in sorted({prev[i] for i in nodes}, key=lambda p: y[p]):
-            kids = [i for i in nodes if prev[i] == p]
-            for k, i in enumerate(kids):  # siblings spread around their parent's height
-                want[i] = y[p] + (k - (len(kids) - 1) / 2)
-        placed: list[float] = []
-        for i in sorted(nodes, key=lambda i: want[i]):  # push apart to a gap of at least 1
-            placed.append(want[i] if not placed or want[i] >= placed[-1] + 1 else placed[-1] + 1)
-        shift = sum(want.values()) / len(nodes) - sum(placed) / len(nodes)
-        for i, h in zip(sorted(nodes, key=lambda i: want[i]), placed):
-            y[i] = h + shift
-    return depth, y
-
-
-def _detour(src: tuple[float, float], dst: tuple[float, float], obstacles: list[tuple[float, float]],
-            y_range: tuple[float, float]) -> float:
-    """A small curvature (matplotlib arc3 `rad`) for the edge src -> dst that misses every other box
-    and stays inside y_range; 0 (straight, passing behind boxes) when no small one does.
-
-    Positions are box centres in inches; boxes are taken as 0.9 x 0.64 in (two lines of 10 pt text).
-    arc3 draws a quadratic Bezier through the control point midpoint + rad * (dy, -dx).
-    """
-    (x1, y1), (x2, y2) = (src[0] + 0.4, src[1]), (dst[0] - 0.35, dst[1])  # right edge -> left edge
-    ts = [k / 40 for k in range(41)]
-    for rad in (0.0, 0.1, -0.1, 0.2, -0.2, 0.3, -0.3):
-        cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
-        pts = [((1 - t) ** 2 * x1 + 2 * t * (1 - t) * cx + t * t * x2,
-                (1 - t) ** 2 * y1 + 2 * t * (1 - t) * cy + t * t * y2) for t in ts]
-        inside = all(y_range[0] <= py <= y_range[1] for _, py in pts)
-        hits = any(abs(px - bx) < 0.45 and abs(py - by) < 0.32 for bx, by in obstacles for px, py in pts)
-        if inside and not hits:
-            return rad
-    return 0.0
-
-
-def _enas_rnn_figure(space: Any, tokens: tuple[int, ...]) -> Figure:
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    prev, acts, outs = _rnn_cell(space, tokens)
-    depth, y = _enas_rnn_layout(prev)
-    out_col = max(depth) + 1
-    lo, hi = min(y + [-0.5]), max(y + [0.5])
-    dx, dy = 1.45, 0.85  # inches per column / per unit of height
-    top, bottom = 0.4, 0.45  # inches for the arc string above and the legend below the drawing
-    w, h = max(dx * (out_col + 1) + 0.3, 7.0), dy * (hi - lo + 1.2) + top + bottom
-    fig = Figure(figsize=(w, h))
-    ax = fig.add_axes((0, bottom / h, 1, 1 - (top + bottom) / h))
-    ax.set_xlim(-0.6, max(out_col + 0.6, w / dx - 0.6))
-    ax.set_ylim(lo - 0.6, hi + 0.6)
-    ax.axis("off")
-
-    def box(x, hgt, label, color):
-        return ax.text(x, hgt, label, ha="center", va="center", fontsize=10, zorder=3,
-                       bbox=dict(boxstyle="round,pad=0.35", fc=color, ec="#444444", lw=1))
-
-    def edge(src, dst, **kw):
-        props = dict(arrowstyle="-|>", color="#333333", lw=1.2, shrinkA=0, shrinkB=0)
-        props.update(kw)
-        # from the right edge of src's box to the left edge of dst's box; lines pass behind boxes
-        ax.annotate("", xy=(0, 0.5), xycoords=dst, xytext=(1, 0.5), textcoords=src, arrowprops=props,
-                    zorder=1)
-
-    x_t = box(0, 0.5, r"$x_t$", "white")
-    h_prev = box(0, -0.5, r"$h_{t-1}$", "white")
-    nodes = [box(depth[i], y[i], f"node {i}\n{a}", _ACT_COLORS[a]) for i, a in enumerate(acts)]
-    all_nodes = space.options.get("output") == "all"
-    h_t = box(out_col, sum(y[i] for i in outs) / len(outs), "$h_t$\n(avg of\nall nodes)" if all_nodes
-              else "$h_t$\n(avg)", "white")
-    edge(x_t, nodes[0])
-    edge(h_prev, nodes[0])
-    for i in range(1, len(prev)):
-        edge(nodes[prev[i]], nodes[i])
-    loose = "#c55a11"  # a second colour and dashes: these edges may span several columns
-    boxes = [(depth[j] * dx, y[j] * dy) for j in range(len(prev))]  # box centres in inches
-    out_xy = (out_col * dx, h_t.get_position()[1] * dy)
-    # output="all": an edge from every node would bury the cell; the h_t box says it instead
-    for i in ([] if all_nodes else outs):
-        rad = _detour(boxes[i], out_xy, [b for j, b in enumerate(boxes) if j != i],
-                      ((lo - 0.5) * dy, (hi + 0.5) * dy))
-        edge(nodes[i], h_t, color=loose, linestyle=(0, (4, 2)), lw=1.1, connectionstyle=f"arc3,rad={rad}")
-
-    fig.text(0.01, 1 - 0.2 / h, f"{space.name}: {' '.join(map(str, tokens))}", ha="left", va="center",
-             fontsize=9, family="monospace")
-    handles = [Patch(fc=c, ec="#444444", label=a) for a, c in _ACT_COLORS.items()]
-    handles.append(Line2D([], [], color="#333333", label="reads"))
-    if not all_nodes:
-        handles.append(Line2D([], [], color=loose, ls=(0, (4, 2)), label="averaged into $h_t$"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9,
-               bbox_to_anchor=(0.5, 0.0))
-    return fig
-
-
-register_cell_renderer("enas_rnn", text=_enas_rnn_text, figure=_enas_rnn_figure)
+    """A matplotlib Figure of the architecture, as its space draws it (built on
+    matplotlib.figure.Figure directly: Agg canvas, no pyplot state, no display needed)."""
+    return space.figure(_tokens(arch))

@@ -1,7 +1,7 @@
 import pytest
 
 from enas import ConfigError
-from enas.config import SearchConfig, apply_overrides, from_dict, preset, to_dict
+from enas.config import PRESETS, SearchConfig, apply_overrides, from_dict, preset, to_dict
 from enas.optim import lr_at
 
 
@@ -45,3 +45,23 @@ def test_paper_lr_schedule():
     assert lr_at(shared, 24) == pytest.approx(20.0 * 0.96 ** 10)
     final = preset("train", "ptb", "paper").optim
     assert lr_at(final, 1999) > final.lr_min and lr_at(final, 20_000) == final.lr_min
+
+
+def test_presets_come_from_the_space_registrations():
+    with pytest.raises(ConfigError, match="no presets for enas_macro on ptb; spaces with presets: .*enas_rnn"):
+        preset("search", "ptb", "paper", "enas_macro")
+    with pytest.raises(ConfigError, match="unknown preset 'huge' for enas_micro on cifar10; known: paper, small, tiny"):
+        preset("train", "cifar10", "huge", "enas_micro")
+    # the image recipes serve both image tasks; the task is the one asked for
+    for task in ("cifar10", "fashion_mnist"):
+        cfg = preset("search", task, "tiny", "enas_micro")
+        assert (cfg.task, cfg.space, cfg.controller.op_bias) == (task, "enas_micro", True)
+    assert preset("search", "fashion_mnist", "tiny", "enas_macro").controller.skip_weight == 0.8
+    assert ("search", "ptb", "enas_rnn", "paper") in PRESETS and ("search", "ptb", "enas_macro", "paper") not in PRESETS
+
+
+def test_full_nas_controller_lr_is_the_tasks():
+    # Zoph & Le 2017: Adam lr 5e-4 on Penn Treebank, 6e-4 on CIFAR-10
+    assert preset("search", "ptb", "tiny", strategy="nas").controller.lr == 5e-4
+    assert preset("search", "cifar10", "tiny", "enas_macro", strategy="nas").controller.lr == 6e-4
+    assert preset("search", "cifar10", "tiny", "enas_macro").controller.lr == 0.0035  # enas keeps its own

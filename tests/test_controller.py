@@ -9,7 +9,8 @@ import torch
 
 import enas
 from enas.config import preset
-from enas.controller import ANCHORS, MICRO_OP_BIAS, MICRO_OP_BIAS_INIT, Controller
+from enas.controller import ANCHORS, Controller
+from enas.spaces.enas_micro import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT
 from enas.spaces import Choice, Predecessor, SearchSpace, Subset
 from enas.strategies.common import make_controller
 

@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import enas
 from enas.checkpoint import save_checkpoint
 from enas.logger import RunLogger, cell_figure, cell_text, format_metric
+from enas.spaces import Choice, SearchSpace
 
 
 def events(run_dir):
@@ -108,15 +109,19 @@ def test_cell_pictures_other_rnn_spaces(options):
     cell_figure(space, arch).canvas.draw()
 
 
-def test_fallback_for_spaces_without_renderer():
+def test_a_space_that_draws_nothing_of_its_own_shows_its_arc_string():
     from IPython.core.pylabtools import print_figure  # what a notebook's display() of a Figure calls
 
-    class Space:
+    class Plain(SearchSpace):  # not registered: the base class's text and figure
         name = "some_cnn"
 
-    assert cell_text(Space(), (1, 0, 2)) == "some_cnn: 1 0 2"
-    fig = cell_figure(Space(), "1 0 2")
+        def build_decisions(self):
+            return [Choice("op", 3)] * 3
+
+    assert cell_text(Plain(), (1, 0, 2)) == "some_cnn: 1 0 2"
+    fig = cell_figure(Plain(), "1 0 2")
     assert isinstance(fig, Figure)
+    assert fig.axes[0].texts[0].get_text() == "some_cnn: 1 0 2"
     assert print_figure(fig), "a notebook draws it (it skips figures without axes)"
 
 

@@ -9,6 +9,7 @@ import enas.strategies.enas
 import enas.train
 from enas import child_training
 from enas.config import apply_overrides, preset
+from enas.errors import ConfigError
 from enas.policy_gradient import moving_average
 from enas.strategies import resume_search, start_search
 from enas.strategies.common import make_controller
@@ -163,3 +164,28 @@ def test_compare_writes_a_table_for_every_strategy(ptb_dir, tmp_path):
         assert label in table
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert len(rows) == 8 and all(r["final"] > 1 for r in rows)
+
+
+def test_a_task_that_holds_out_images_needs_some(tmp_path):
+    from enas.strategies import check_search, start_search
+
+    cfg = apply_overrides(preset("search", "fashion_mnist", "tiny", "enas_macro"), ["num_valid=0"])
+    for call in (lambda: check_search(cfg), lambda: start_search(cfg, tmp_path / "run", progress=False)):
+        with pytest.raises(ConfigError, match="held-out training images: num_valid must be >= 1"):
+            call()
+    assert not (tmp_path / "run").exists()
+
+
+def test_op_bias_switches_the_spaces_own_controller_options():
+    from enas.spaces.enas_micro import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT
+
+    cfg = preset("search", "cifar10", "tiny", "enas_micro").controller
+    space = enas.get_space("enas_micro", num_blocks=2)
+    on, _ = make_controller(space, cfg, torch.device("cpu"))
+    assert on.op_bias.tolist() == list(MICRO_OP_BIAS) and on._op_bias_init == MICRO_OP_BIAS_INIT
+    cfg.op_bias = False
+    off, _ = make_controller(space, cfg, torch.device("cpu"))
+    assert off.op_bias is None and off._op_bias_init is None
+    cfg.op_bias = True  # a space that declares no op biases has none to switch on
+    rnn, _ = make_controller(enas.get_space("enas_rnn", num_nodes=3), cfg, torch.device("cpu"))
+    assert rnn.op_bias is None

@@ -28,10 +28,7 @@ def param_map(child, supernet) -> list[ParamSlice]:
 def inherit_weights(child, supernet, arch=None):
     """Copy `arch`'s slices of `supernet` into `child` (in place); returns the child."""
     check_arch(child, supernet, arch)
-    module = child.space.model_module()
-    if not hasattr(module, "param_map"):  # transitional: a module with its own copy
-        return module.inherit(child, supernet, arch)
-    inherit(child, supernet, module.param_map(child, supernet))
+    inherit(child, supernet, param_map(child, supernet))
     return child
 
 

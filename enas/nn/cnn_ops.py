@@ -19,8 +19,6 @@ import torch.nn.functional as F
 
 from ..arch import Arch
 from ..errors import ArchError
-from ..spaces.enas_macro import MACRO_OPS
-from ..spaces.enas_micro import MICRO_OPS
 
 
 def bn(channels: int, batch_stats: bool) -> nn.BatchNorm2d:
@@ -151,13 +149,13 @@ class AuxHead(nn.Sequential):
 
 
 # --------------------------------------------------------------------------------------------------
-# the ops of the two spaces, in the spaces' order
+# the ops of the two spaces, by the names their decisions give them (`op_names` of the spaces)
 # --------------------------------------------------------------------------------------------------
 _KERNEL = {"conv3x3": 3, "sep3x3": 3, "conv5x5": 5, "sep5x5": 5}
 
 
-def macro_op(op: int, c_in: int, c: int, style: str, batch_stats: bool) -> nn.Module:
-    """Macro op `op` (MACRO_OPS) from c_in to c channels.
+def macro_op(name: str, c_in: int, c: int, style: str, batch_stats: bool) -> nn.Module:
+    """Macro op `name` (conv3x3, sep3x3, conv5x5, sep5x5, avgpool3x3, maxpool3x3) from c_in to c channels.
 
     style "search" (official general_child.py `_enas_layer`, `_conv_branch` / `_pool_branch`):
       convs: 1x1 conv-BN-ReLU, then k x k (or separable) conv-BN-ReLU; pools: 1x1 conv-BN-ReLU, pool.
@@ -165,7 +163,6 @@ def macro_op(op: int, c_in: int, c: int, style: str, batch_stats: bool) -> nn.Mo
       The official fixed layer builds a plain k x k conv for the separable ops too and has no pool
       branch; here separable ops stay separable and pools are ReLU-1x1 conv-BN then the pool.
     """
-    name = MACRO_OPS[op]
     sep = name.startswith("sep")
     if style == "search":
         if name in _KERNEL:
@@ -180,10 +177,10 @@ def macro_op(op: int, c_in: int, c: int, style: str, batch_stats: bool) -> nn.Mo
     raise ValueError(style)
 
 
-def micro_op(op: int, c: int, stride: int, batch_stats: bool) -> nn.Module:
-    """Micro op `op` (MICRO_OPS) on c channels (official micro_child.py `_enas_cell` / `_fixed_layer`):
-    separable stacks, 3x3 pools, identity (a factorized reduction when stride is 2)."""
-    name = MICRO_OPS[op]
+def micro_op(name: str, c: int, stride: int, batch_stats: bool) -> nn.Module:
+    """Micro op `name` (sep3x3, sep5x5, avgpool3x3, maxpool3x3, identity) on c channels (official
+    micro_child.py `_enas_cell` / `_fixed_layer`): separable stacks, 3x3 pools, identity (a factorized
+    reduction when stride is 2)."""
     if name.startswith("sep"):
         return SepConvStack(c, _KERNEL[name], batch_stats, stride)
     if name.endswith("pool3x3"):

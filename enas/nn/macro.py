@@ -36,8 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ArchError, ConfigError
+from ..errors import ConfigError
 from .cnn_ops import FactorizedReduction, ReLUConvBN, arch_tokens, as_arch, bn, conv, init_cnn_, macro_op
+from .param_map import ParamSlice
 
 STYLES = ("search", "final")
 
@@ -84,9 +85,9 @@ class _MacroNet(nn.Module):
                  image_size: int | None = None):
         """image_size is accepted for the same keywords as the micro networks and not needed here."""
         super().__init__()
-        if getattr(space, "name", None) != "enas_macro":
-            raise ConfigError(f"the macro network needs the enas_macro space, "
-                              f"got {getattr(space, 'name', space)!r}")
+        if getattr(space, "models", None) != __name__:  # a space whose registration names this module
+            raise ConfigError(f"the macro network builds the spaces whose models are {__name__}, "
+                              f"not {getattr(space, 'name', space)!r}")
         for name, v in (("in_channels", in_channels), ("num_classes", num_classes), ("channels", channels)):
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -162,10 +163,9 @@ class MacroSupernet(_MacroNet):
         if kw.get("bn_batch_stats", True) is not True:
             raise ConfigError("the macro supernet normalises with batch statistics (bn_batch_stats=True)")
         super().__init__(space, **kw)
-        L, ops = self.num_layers, range(len(space.decisions[0].labels))
-        self.ops = nn.ModuleList(nn.ModuleList(macro_op(o, self.widths[i], self.widths[i], "search", True)
-                                               for o in ops) for i in range(L))
-        self.combine = nn.ModuleList(nn.Identity() if i == 0 else self._combine(i, i) for i in range(L))
+        self.ops = nn.ModuleList(nn.ModuleList(macro_op(name, self.widths[i], self.widths[i], "search", True)
+                                               for name in space.op_names) for i in range(self.num_layers))
+        self.combine = nn.ModuleList(nn.Identity() if i == 0 else self._combine(i, i) for i in range(self.num_layers))
         # one reduction per (pool layer p, entry k), entries 0 .. p+1 (stem and layers 0..p)
         self.reduce = nn.ModuleDict({f"{p}_{k}": self._reduction(p)
                                      for p in space.pool_layers for k in range(p + 2)})
@@ -180,7 +180,7 @@ class MacroSupernet(_MacroNet):
 class MacroChild(_MacroNet):
     """One `enas_macro` architecture with only its weights: `child(images) -> logits`.
 
-    style="search" computes what the supernet computes (inherit its weights with `inherit`);
+    style="search" computes what the supernet computes (inherit its weights: `param_map`);
     style="final" is the official final network (train it from scratch). bn_batch_stats defaults
     to True for "search" (as the supernet) and False for "final" (running statistics in eval).
     """
@@ -190,7 +190,7 @@ class MacroChild(_MacroNet):
         self.arch = as_arch(space, arch)
         self.layers = space.layers(self.arch.tokens)
         bs = self.bn_batch_stats
-        self.ops = nn.ModuleList(macro_op(op, self.widths[i], self.widths[i], self.style, bs)
+        self.ops = nn.ModuleList(macro_op(space.op_names[op], self.widths[i], self.widths[i], self.style, bs)
                                  for i, (op, _) in enumerate(self.layers))
         self.combine = nn.ModuleList(nn.Identity() if i == 0 else self._combine(i, sum(bits))
                                      for i, (_, bits) in enumerate(self.layers))
@@ -204,31 +204,8 @@ class MacroChild(_MacroNet):
 
 
 # --------------------------------------------------------------------------------------------------
-# helpers and the registry's builders
+# the registration's builders, and where a child's weights live in the supernet
 # --------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def inherit_macro_weights(child: MacroChild, supernet: MacroSupernet, arch=None) -> MacroChild:
-    """Copy `arch`'s slices of the supernet into a search-style child (in place); returns the child."""
-    arch = child.arch if arch is None else as_arch(supernet.space, arch)
-    if arch != child.arch:
-        raise ArchError(f"child is '{child.arch}', asked to inherit '{arch}'")
-    if supernet.space != child.space:
-        raise ArchError(f"supernet space {supernet.space!r} differs from child space {child.space!r}")
-    if child.style != "search":
-        raise ConfigError("only a style='search' child computes the supernet's function; "
-                          "a final child trains from scratch")
-    same = ("in_channels", "num_classes", "channels")
-    if any(getattr(supernet, k) != getattr(child, k) for k in same):
-        raise ConfigError("supernet and child differ in in_channels, num_classes or channels")
-    source = supernet.state_dict()
-    for name, t in child.state_dict().items():
-        parts = name.split(".")
-        if parts[0] == "ops":  # ops.i.rest -> ops.i.op.rest
-            parts.insert(2, str(child.layers[int(parts[1])][0]))
-        t.copy_(source[".".join(parts)])
-    return child
-
-
 def supernet(space, **kw) -> MacroSupernet:
     return MacroSupernet(space, **kw)
 
@@ -237,5 +214,19 @@ def child(space, arch, **kw) -> MacroChild:
     return MacroChild(space, arch, **kw)
 
 
-def inherit(child_net: MacroChild, supernet_net: MacroSupernet, arch=None) -> MacroChild:
-    return inherit_macro_weights(child_net, supernet_net, arch)
+def param_map(child_net: MacroChild, supernet_net: MacroSupernet) -> list[ParamSlice]:
+    """Every tensor of a search-style child is a whole supernet tensor under the same name, except
+    layer i's op, which is op `op_i` of the supernet's layer i: ops.i.rest -> ops.i.op_i.rest."""
+    if child_net.style != "search":
+        raise ConfigError("only a style='search' child computes the supernet's function; "
+                          "a final child trains from scratch")
+    same = ("in_channels", "num_classes", "channels")
+    if any(getattr(supernet_net, k) != getattr(child_net, k) for k in same):
+        raise ConfigError("supernet and child differ in in_channels, num_classes or channels")
+    slices = []
+    for name in child_net.state_dict():
+        parts = name.split(".")
+        if parts[0] == "ops":
+            parts.insert(2, str(child_net.layers[int(parts[1])][0]))
+        slices.append(ParamSlice(name, ".".join(parts)))
+    return slices

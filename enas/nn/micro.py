@@ -46,15 +46,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ArchError, ConfigError
-from ..spaces.enas_micro import MICRO_OPS, EnasMicroSpace
+from ..errors import ConfigError
 from .cnn_ops import (AuxHead, FactorizedReduction, ReLUConvBN, ReLUFactorizedReduction, arch_tokens, as_arch,
                       bn, conv, drop_path, init_cnn_, micro_op)
+from .param_map import ParamSlice
 
 STYLES = ("search", "final")
-IDENTITY = 4  # MICRO_OPS index of identity: never dropped (official `_fixed_layer`)
+NEVER_DROPPED = "identity"  # the op drop path leaves alone (official `_fixed_layer`)
 AUX_WEIGHT = 0.4  # official micro_child.py: train_loss = loss + 0.4 * aux_loss
-loose_ends = EnasMicroSpace.loose_ends  # the nodes a cell outputs, as the space defines them
 
 
 def _calibrate(c0: int, c1: int, c: int, halve0: bool, batch_stats: bool) -> tuple[nn.Module, nn.Module]:
@@ -68,19 +67,20 @@ def _calibrate(c0: int, c1: int, c: int, halve0: bool, batch_stats: bool) -> tup
 
 
 class SearchCell(nn.Module):
-    """A search-style cell; `blocks=None` builds every (block, slot, input, op) edge (supernet),
-    a block list builds only those edges (child). forward(s0, s1, blocks) -> [B,C,H,W]."""
+    """A search-style cell of `space`; `blocks=None` builds every (block, slot, input, op) edge
+    (supernet), a block list builds only those edges (child). forward(s0, s1, blocks) -> [B,C,H,W]."""
 
-    def __init__(self, num_blocks: int, c0: int, c1: int, c: int, halve0: bool, batch_stats: bool,
-                 blocks=None):
+    def __init__(self, space, c0: int, c1: int, c: int, halve0: bool, batch_stats: bool, blocks=None):
         super().__init__()
         self.calib0, self.calib1 = _calibrate(c0, c1, c, halve0, batch_stats)
+        self.loose_ends, self.op_names = space.loose_ends, space.op_names
+        num_blocks = space.num_blocks
         self.shared = blocks is None
         if self.shared:
             # ops[b][slot][index][op]: one module per edge; the official search indexes the weights
             # of each block's x and y branches by their input node (`_enas_cell`, `prev_cell`)
             def all_ops():
-                return nn.ModuleList(micro_op(o, c, 1, batch_stats) for o in range(len(MICRO_OPS)))
+                return nn.ModuleList(micro_op(name, c, 1, batch_stats) for name in self.op_names)
             self.ops = nn.ModuleList(
                 nn.ModuleList(nn.ModuleList(all_ops() for _index in range(2 + b)) for _slot in range(2))
                 for b in range(num_blocks))
@@ -89,9 +89,9 @@ class SearchCell(nn.Module):
             for w in self.out_w:  # He-normal as the child's 1x1 conv (init_cnn_ sees only modules)
                 nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu")
         else:
-            self.ops = nn.ModuleList(nn.ModuleList(micro_op(blk[2 * s + 1], c, 1, batch_stats)
+            self.ops = nn.ModuleList(nn.ModuleList(micro_op(self.op_names[blk[2 * s + 1]], c, 1, batch_stats)
                                                    for s in range(2)) for blk in blocks)
-            loose = loose_ends(blocks)
+            loose = self.loose_ends(blocks)
             self.out_conv = nn.Conv2d(len(loose) * c, c, 1, bias=False)
         self.out_bn = bn(c, batch_stats)
 
@@ -105,9 +105,9 @@ class SearchCell(nn.Module):
             for slot in range(2):
                 index, op = blk[2 * slot], blk[2 * slot + 1]
                 y = self.op(b, slot, index, op)(nodes[index])
-                h.append(drop_path(y, drop_prob, self.training) if op != IDENTITY else y)
+                h.append(drop_path(y, drop_prob, self.training) if self.op_names[op] != NEVER_DROPPED else y)
             nodes.append(h[0] + h[1])
-        loose = loose_ends(blocks)
+        loose = self.loose_ends(blocks)
         w = torch.cat([self.out_w[k] for k in loose], dim=1) if self.shared else self.out_conv.weight
         out = torch.cat([nodes[k] for k in loose], dim=1) if len(loose) > 1 else nodes[loose[0]]
         return self.out_bn(F.conv2d(F.relu(out), w))
@@ -116,15 +116,16 @@ class SearchCell(nn.Module):
 class FinalCell(nn.Module):
     """A final-style cell of fixed blocks (official `_fixed_layer`); output width out_channels."""
 
-    def __init__(self, blocks, c0: int, c1: int, c: int, halve0: bool, reduce: bool, batch_stats: bool):
+    def __init__(self, space, blocks, c0: int, c1: int, c: int, halve0: bool, reduce: bool, batch_stats: bool):
         super().__init__()
         self.blocks, self.reduce = [tuple(b) for b in blocks], reduce
+        self.op_names = space.op_names
         self.calib0, self.calib1 = _calibrate(c0, c1, c, halve0, batch_stats)
         self.base = ReLUConvBN(c, c, 1, batch_stats)  # official "layer_base", on input 1
         stride = lambda index: 2 if reduce and index < 2 else 1  # noqa: E731
-        self.ops = nn.ModuleList(nn.ModuleList(micro_op(blk[2 * s + 1], c, stride(blk[2 * s]), batch_stats)
-                                               for s in range(2)) for blk in self.blocks)
-        self.loose = loose_ends(self.blocks)
+        self.ops = nn.ModuleList(nn.ModuleList(micro_op(self.op_names[blk[2 * s + 1]], c, stride(blk[2 * s]),
+                                                        batch_stats) for s in range(2)) for blk in self.blocks)
+        self.loose = space.loose_ends(self.blocks)
         # loose inputs of a reduction cell are at twice the size: reduce them (official `_fixed_combine`)
         self.shrink = nn.ModuleDict({str(k): FactorizedReduction(c, c, batch_stats)
                                      for k in self.loose if reduce and k < 2})
@@ -137,7 +138,7 @@ class FinalCell(nn.Module):
             for slot in range(2):
                 index, op = blk[2 * slot], blk[2 * slot + 1]
                 y = self.ops[b][slot](nodes[index])
-                h.append(drop_path(y, drop_prob, self.training) if op != IDENTITY else y)
+                h.append(drop_path(y, drop_prob, self.training) if self.op_names[op] != NEVER_DROPPED else y)
             nodes.append(h[0] + h[1])
         outs = [self.shrink[str(k)](nodes[k]) if str(k) in self.shrink else nodes[k] for k in self.loose]
         return torch.cat(outs, dim=1)
@@ -150,9 +151,9 @@ class _MicroNet(nn.Module):
                  num_layers: int = 2, dropout: float = 0.0, drop_path: float = 0.0, aux_head: bool = False,
                  image_size: int = 32, style: str = "search", bn_batch_stats: bool | None = None):
         super().__init__()
-        if getattr(space, "name", None) != "enas_micro":
-            raise ConfigError(f"the micro network needs the enas_micro space, "
-                              f"got {getattr(space, 'name', space)!r}")
+        if getattr(space, "models", None) != __name__:  # a space whose registration names this module
+            raise ConfigError(f"the micro network builds the spaces whose models are {__name__}, "
+                              f"not {getattr(space, 'name', space)!r}")
         for name, v in (("in_channels", in_channels), ("num_classes", num_classes), ("channels", channels),
                         ("num_layers", num_layers), ("image_size", image_size)):
             if not isinstance(v, int) or v < 1:
@@ -218,7 +219,7 @@ class _SearchNet(_MicroNet):
                 pre[str(layer)] = FactorizedReduction(c_cur, c, bs)  # official: reduce, then a stride-1 cell
                 c_prev, c_cur, halve0 = c_cur, c, True
             blocks = None if arch_blocks is None else arch_blocks[int(reduce)]
-            cells.append(SearchCell(self.num_blocks, c_prev, c_cur, c, halve0, bs, blocks))
+            cells.append(SearchCell(self.space, c_prev, c_cur, c, halve0, bs, blocks))
             c_prev, c_cur = c_cur, c
             if layer == self.aux_layer:
                 c_aux = c
@@ -262,7 +263,7 @@ class MicroSupernet(_SearchNet):
 class MicroChild(_SearchNet):
     """One `enas_micro` architecture with only its weights: `child(images) -> logits`.
 
-    style="search" computes what the supernet computes (inherit its weights with `inherit`);
+    style="search" computes what the supernet computes (inherit its weights: `param_map`);
     style="final" is the official final network. bn_batch_stats defaults to True for "search"
     (as the supernet) and False for "final" (running statistics in eval).
     """
@@ -286,7 +287,8 @@ class MicroChild(_SearchNet):
             reduce = layer in self.reduction_layers
             if reduce:
                 c *= 2
-            cell = FinalCell(self.reduce if reduce else self.normal, c_prev, c_cur, c, halve_next, reduce, bs)
+            cell = FinalCell(self.space, self.reduce if reduce else self.normal, c_prev, c_cur, c, halve_next, reduce,
+                             bs)
             cells.append(cell)
             halve_next = reduce
             c_prev, c_cur = c_cur, cell.out_channels
@@ -310,40 +312,8 @@ class MicroChild(_SearchNet):
 
 
 # --------------------------------------------------------------------------------------------------
-# weight inheritance and the registry's builders
+# the registration's builders, and where a child's weights live in the supernet
 # --------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def inherit_micro_weights(child: MicroChild, supernet: MicroSupernet, arch=None) -> MicroChild:
-    """Copy `arch`'s slices of the supernet into a search-style child (in place); returns the child."""
-    arch = child.arch if arch is None else as_arch(supernet.space, arch)
-    if arch != child.arch:
-        raise ArchError(f"child is '{child.arch}', asked to inherit '{arch}'")
-    if supernet.space != child.space:
-        raise ArchError(f"supernet space {supernet.space!r} differs from child space {child.space!r}")
-    if child.style != "search":
-        raise ConfigError("only a style='search' child computes the supernet's function; "
-                          "a final child trains from scratch")
-    same = ("in_channels", "num_classes", "channels", "num_layers")
-    if any(getattr(supernet, k) != getattr(child, k) for k in same) or \
-            (supernet.aux_layer is None) != (child.aux_layer is None):
-        raise ConfigError(f"supernet and child differ in one of {same + ('aux_head',)}")
-    source = supernet.state_dict()
-    for name, t in child.state_dict().items():
-        parts = name.split(".")
-        # cells.l.ops.b.slot.rest -> cells.l.ops.b.slot.index.op.rest
-        if parts[0] == "cells" and parts[2] == "ops":
-            layer, b, slot = int(parts[1]), int(parts[3]), int(parts[4])
-            blk = (child.reduce if layer in child.reduction_layers else child.normal)[b]
-            parts[5:5] = [str(blk[2 * slot]), str(blk[2 * slot + 1])]
-        elif parts[0] == "cells" and parts[2] == "out_conv":  # the loose ends' slices, concatenated
-            layer = int(parts[1])
-            blocks = child.reduce if layer in child.reduction_layers else child.normal
-            t.copy_(torch.cat([source[f"cells.{layer}.out_w.{k}"] for k in loose_ends(blocks)], dim=1))
-            continue
-        t.copy_(source[".".join(parts)])
-    return child
-
-
 def supernet(space, **kw) -> MicroSupernet:
     return MicroSupernet(space, **kw)
 
@@ -352,9 +322,36 @@ def child(space, arch, **kw) -> MicroChild:
     return MicroChild(space, arch, **kw)
 
 
-def inherit(child_net: MicroChild, supernet_net: MicroSupernet, arch=None) -> MicroChild:
-    return inherit_micro_weights(child_net, supernet_net, arch)
+def param_map(child_net: MicroChild, supernet_net: MicroSupernet) -> list[ParamSlice]:
+    """Every tensor of a search-style child is a whole supernet tensor under the same name, except
+    - the op of block b, slot s in layer l, which the supernet holds per input node and op:
+      cells.l.ops.b.s.rest -> cells.l.ops.b.s.index.op.rest;
+    - a cell's output 1x1 conv [C, n*C, 1, 1] over its n loose ends, whose k-th C-column slice
+      (child_index) is the supernet's out_w of the k-th loose end: cells.l.out_w.node [C, C, 1, 1]."""
+    if child_net.style != "search":
+        raise ConfigError("only a style='search' child computes the supernet's function; "
+                          "a final child trains from scratch")
+    same = ("in_channels", "num_classes", "channels", "num_layers")
+    if any(getattr(supernet_net, k) != getattr(child_net, k) for k in same) or \
+            (supernet_net.aux_layer is None) != (child_net.aux_layer is None):
+        raise ConfigError(f"supernet and child differ in one of {same + ('aux_head',)}")
+    slices = []
+    for name in child_net.state_dict():
+        parts = name.split(".")
+        if parts[0] != "cells" or parts[2] not in ("ops", "out_conv"):
+            slices.append(ParamSlice(name, name))
+            continue
+        layer = int(parts[1])
+        blocks = child_net.reduce if layer in child_net.reduction_layers else child_net.normal
+        if parts[2] == "ops":
+            blk, slot = blocks[int(parts[3])], int(parts[4])
+            parts[5:5] = [str(blk[2 * slot]), str(blk[2 * slot + 1])]
+            slices.append(ParamSlice(name, ".".join(parts)))
+        else:
+            c = child_net.cells[layer].out_conv.out_channels
+            slices += [ParamSlice(name, f"cells.{layer}.out_w.{k}", (), (slice(None), slice(j * c, (j + 1) * c)))
+                       for j, k in enumerate(child_net.space.loose_ends(blocks))]
+    return slices
 
 
-__all__ = ["MicroSupernet", "MicroChild", "SearchCell", "FinalCell", "inherit_micro_weights", "AUX_WEIGHT",
-           "supernet", "child", "inherit"]
+__all__ = ["MicroSupernet", "MicroChild", "SearchCell", "FinalCell", "AUX_WEIGHT", "supernet", "child", "param_map"]

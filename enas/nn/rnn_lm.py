@@ -1,8 +1,10 @@
-"""The ENAS recurrent-cell language model: the supernet over `enas_rnn` and its standalone child.
+"""Recurrent language models: the cell-agnostic base (`RecurrentLM`), and the ENAS cell's supernet
+over `enas_rnn` and its standalone child.
 
-Both are: embedding [V,H] -> cell (enas/nn/rnn_cell.py) -> decoder tied to the embedding (Inan et
-al.; official ENAS `_get_log_probs` multiplies by w_emb^T) plus a per-word bias [V]. The cell has no
-biases (the official cell has none).
+Every recurrent LM is: embedding [V,H] -> cell -> decoder tied to the embedding (Inan et al.; official
+ENAS `_get_log_probs` multiplies by w_emb^T) plus a per-word bias [V]; a subclass supplies the cell
+(`_recur`). The ENAS cell (enas/nn/rnn_cell.py) has no biases (the official cell has none); the
+tree cells of `nas_rnn` live in enas/nn/tree_lm.py.
 
 The decoder bias is what lets the shared weights learn at the paper's lr 20: it carries the unigram
 distribution from the first steps (ENAS-pytorch's decoder is an `nn.Linear` with bias, zero at init;
@@ -32,6 +34,8 @@ import torch.nn.functional as F
 
 from ..arch import Arch
 from ..errors import ArchError, ConfigError
+from ..spaces.enas_rnn import EnasRNNSpace
+from .param_map import ParamSlice
 from .rnn_cell import cell_forward, naive_cell_forward
 
 
@@ -55,16 +59,22 @@ def _variational_mask(p: float, shape, like: torch.Tensor) -> torch.Tensor:
     return torch.bernoulli(like.new_full(shape, 1.0 - p)).div_(1.0 - p)
 
 
-class _RNNLM(nn.Module):
-    """What the supernet and the child share: embedding, node-0 weights, dropouts, decoder."""
+class RecurrentLM(nn.Module):
+    """A word-level language model around any recurrent cell: what every cell's supernet and child share.
+
+    embedding [V,H] -> dropouts -> `_recur` (the cell, supplied by a subclass) -> output dropout ->
+    decoder tied to the embedding plus a per-word bias [V]. The recurrent state is one tensor
+    [B, state_size * H] (the task detaches and checkpoints it as a tensor); the decoder reads the
+    [T,B,H] cell outputs `_recur` returns.
+    """
+
+    state_size = 1  # the recurrent state holds this many [B,H] blocks
 
     def __init__(self, space, vocab_size: int, hidden_size: int, dropout_e: float = 0.0,
                  dropout_x: float = 0.0, dropout_h: float = 0.0, dropout_o: float = 0.0,
                  max_hidden_norm: float | None = None, init_range: float | None = None,
-                 decoder_bias: bool = True, reference: bool = False):
+                 decoder_bias: bool = True):
         super().__init__()
-        if getattr(space, "name", None) != "enas_rnn":
-            raise ConfigError(f"the recurrent LM needs the enas_rnn space, got {getattr(space, 'name', space)!r}")
         for name, v in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -75,23 +85,18 @@ class _RNNLM(nn.Module):
         if max_hidden_norm is not None and not max_hidden_norm > 0:
             raise ConfigError(f"max_hidden_norm must be positive or None, got {max_hidden_norm!r}")
         self.space = space
-        self.num_nodes = N = space.num_nodes
         self.vocab_size, self.hidden_size = vocab_size, hidden_size
         self.dropout_e, self.dropout_x, self.dropout_h, self.dropout_o = dropout_e, dropout_x, dropout_h, dropout_o
         self.max_hidden_norm = max_hidden_norm
         self.init_range = default_init_range(hidden_size) if init_range is None else init_range
-        self.reference = reference
-        H = hidden_size
-        self.embedding = nn.Embedding(vocab_size, H)  # also the decoder (tied)
-        self.w_x = nn.Parameter(torch.empty(H, 2 * H))  # node 0: x_t -> [h, c]
-        self.w_h0 = nn.Parameter(torch.empty(H, 2 * H))  # node 0: h_{t-1} -> [h, c]
+        self.embedding = nn.Embedding(vocab_size, hidden_size)  # also the decoder (tied)
+        # Registration order is initialisation order (reset_parameters draws in it), so the cell's
+        # shared weights come between the embedding and the decoder bias, as they always have.
+        self._make_cell_parameters()
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size)) if decoder_bias else None  # [V]
-        # Output weights when every node is averaged: read from the space so both agree.
-        if space.output == "all":
-            # (0/1 masks are stored, and weights formed in the model's dtype: 1/k in float32 is not 1/k in float64)
-            all_nodes = torch.zeros(N)
-            all_nodes[space.loose_ends(space.sample(seed=0).tokens)] = 1.0
-            self.register_buffer("all_nodes", all_nodes, persistent=False)
+
+    def _make_cell_parameters(self) -> None:
+        """Create the weights every architecture's cell reads (called once, from __init__)."""
 
     def reset_parameters(self) -> None:
         r = self.init_range
@@ -101,16 +106,13 @@ class _RNNLM(nn.Module):
             nn.init.zeros_(self.decoder_bias)  # ENAS-pytorch RNN.reset_parameters: decoder bias 0
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
-        w = self.w_h0
-        return w.new_zeros(batch_size, self.hidden_size)
+        """The zero recurrent state [B, state_size * H]."""
+        return self.embedding.weight.new_zeros(batch_size, self.state_size * self.hidden_size)
 
-    # -- the part that differs between supernet and child ------------------------------------------
-    def _cell_inputs(self, arch):
-        """(w_nodes [N-1,H,2H], prev [N-1], act [N], out_w [N]) as tensors, without host syncs."""
-        raise NotImplementedError
-
-    def _naive_inputs(self, arch):
-        """(w_nodes list of [H,2H], prev, act, loose) with Python ints, for the reference cell."""
+    # -- the cell, supplied by a subclass -----------------------------------------------------------
+    def _recur(self, x: torch.Tensor, hidden: torch.Tensor, arch, mask_h: torch.Tensor | None):
+        """x [T,B,H] (dropouts applied), hidden [B, state_size*H], mask_h [B,H] or None
+        -> (cell outputs [T,B,H], next hidden [B, state_size*H])."""
         raise NotImplementedError
 
     # -- forward ----------------------------------------------------------------------------------
@@ -122,7 +124,8 @@ class _RNNLM(nn.Module):
             hidden = self.init_hidden(B)
         W = self.embedding.weight
         train = self.training
-        # All masks drawn here, in a fixed order, so the fast and the reference cell see the same ones.
+        # All masks drawn here, once per forward and in a fixed order, so that every cell
+        # implementation (fast, reference) sees the same ones under the same seed.
         mask_e = _variational_mask(self.dropout_e, (self.vocab_size,), W) if train and self.dropout_e else None
         mask_x = _variational_mask(self.dropout_x, (B, self.hidden_size), W) if train and self.dropout_x else None
         mask_h = _variational_mask(self.dropout_h, (B, self.hidden_size), W) if train and self.dropout_h else None
@@ -133,6 +136,65 @@ class _RNNLM(nn.Module):
             x = x * mask_e[tokens].unsqueeze(-1)
         if mask_x is not None:
             x = x * mask_x
+        out, new_hidden = self._recur(x, hidden, arch, mask_h)
+        if mask_o is not None:
+            out = out * mask_o
+        logits = F.linear(out, W, self.decoder_bias)  # [T,B,V], tied decoder
+        return logits, new_hidden
+
+    def extra_repr(self) -> str:
+        return (f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
+                f"dropout_e={self.dropout_e}, dropout_x={self.dropout_x}, dropout_h={self.dropout_h}, "
+                f"dropout_o={self.dropout_o}, max_hidden_norm={self.max_hidden_norm}, "
+                f"decoder_bias={self.decoder_bias is not None}")
+
+
+def arch_tokens(model: RecurrentLM, arch) -> torch.Tensor:
+    """`arch` (an Arch of the model's space, or a LongTensor [L] of its tokens) as a LongTensor on the
+    model's device; anything else is an ArchError."""
+    device = model.embedding.weight.device
+    if isinstance(arch, Arch):
+        if arch.space != model.space:
+            raise ArchError(f"architecture of {arch.space!r} given to a supernet of {model.space!r}")
+        return arch.tensor(device)
+    if isinstance(arch, torch.Tensor):
+        if arch.shape != (model.space.num_tokens,):
+            raise ArchError(f"arch tensor must have shape [{model.space.num_tokens}], got {tuple(arch.shape)}")
+        return arch.to(device, torch.long)
+    raise ArchError(f"arch must be an Arch or a LongTensor of tokens, got {type(arch).__name__}")
+
+
+class _EnasLM(RecurrentLM):
+    """The ENAS cell's shared parts: node 0's weights w_x, w_h0 [H,2H] and the output weights."""
+
+    def __init__(self, space, vocab_size: int, hidden_size: int, reference: bool = False, **kw):
+        if not isinstance(space, EnasRNNSpace):
+            raise ConfigError(f"the ENAS recurrent LM needs an enas_rnn space, got {space!r}")
+        super().__init__(space, vocab_size, hidden_size, **kw)
+        self.num_nodes = N = space.num_nodes
+        self.reference = reference
+        # Output weights when every node is averaged: read from the space so both agree.
+        if space.output == "all":
+            # (0/1 masks are stored, and weights formed in the model's dtype: 1/k in float32 is not 1/k in float64)
+            all_nodes = torch.zeros(N)
+            all_nodes[space.loose_ends(space.sample(seed=0).tokens)] = 1.0
+            self.register_buffer("all_nodes", all_nodes, persistent=False)
+
+    def _make_cell_parameters(self) -> None:
+        H = self.hidden_size
+        self.w_x = nn.Parameter(torch.empty(H, 2 * H))  # node 0: x_t -> [h, c]
+        self.w_h0 = nn.Parameter(torch.empty(H, 2 * H))  # node 0: h_{t-1} -> [h, c]
+
+    # -- the part that differs between supernet and child ------------------------------------------
+    def _cell_inputs(self, arch):
+        """(w_nodes [N-1,H,2H], prev [N-1], act [N], out_w [N]) as tensors, without host syncs."""
+        raise NotImplementedError
+
+    def _naive_inputs(self, arch):
+        """(w_nodes list of [H,2H], prev, act, loose) with Python ints, for the reference cell."""
+        raise NotImplementedError
+
+    def _recur(self, x, hidden, arch, mask_h):
         xproj = torch.matmul(x, self.w_x)  # [T,B,2H], all steps in one matmul
         if self.reference:
             w_nodes, prev, act, loose = self._naive_inputs(arch)
@@ -142,20 +204,13 @@ class _RNNLM(nn.Module):
             w_nodes, prev, act, out_w = self._cell_inputs(arch)
             out = cell_forward(xproj, hidden, self.w_h0, w_nodes, prev, act, out_w, mask_h,
                                self.max_hidden_norm)
-        new_hidden = out[-1]
-        if mask_o is not None:
-            out = out * mask_o
-        logits = F.linear(out, W, self.decoder_bias)  # [T,B,V], tied decoder
-        return logits, new_hidden
+        return out, out[-1]
 
     def extra_repr(self) -> str:
-        return (f"num_nodes={self.num_nodes}, vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
-                f"dropout_e={self.dropout_e}, dropout_x={self.dropout_x}, dropout_h={self.dropout_h}, "
-                f"dropout_o={self.dropout_o}, max_hidden_norm={self.max_hidden_norm}, "
-                f"decoder_bias={self.decoder_bias is not None}, reference={self.reference}")
+        return f"num_nodes={self.num_nodes}, {super().extra_repr()}, reference={self.reference}"
 
 
-class RNNSupernet(_RNNLM):
+class RNNSupernet(_EnasLM):
     """Shared weights of every cell of an `enas_rnn` space: `supernet(tokens, hidden, arch)`."""
 
     def __init__(self, space, vocab_size: int, hidden_size: int, **kw):
@@ -172,19 +227,8 @@ class RNNSupernet(_RNNLM):
                              persistent=False)
         self.reset_parameters()
 
-    def _arch_tensor(self, arch) -> torch.Tensor:
-        if isinstance(arch, Arch):
-            if arch.space != self.space:
-                raise ArchError(f"architecture of {arch.space!r} given to a supernet of {self.space!r}")
-            return arch.tensor(self.w_h0.device)
-        if isinstance(arch, torch.Tensor):
-            if arch.shape != (self.space.num_tokens,):
-                raise ArchError(f"arch tensor must have shape [{self.space.num_tokens}], got {tuple(arch.shape)}")
-            return arch.to(self.w_h0.device, torch.long)
-        raise ArchError(f"arch must be an Arch or a LongTensor of tokens, got {type(arch).__name__}")
-
     def _cell_inputs(self, arch):
-        tokens = self._arch_tensor(arch)
+        tokens = arch_tokens(self, arch)
         prev = tokens.index_select(0, self.prev_pos)  # [N-1]
         act = tokens.index_select(0, self.act_pos)
         if self.fixed_first_act:
@@ -200,7 +244,7 @@ class RNNSupernet(_RNNLM):
         return w_nodes, prev, act, out_w
 
     def _naive_inputs(self, arch):
-        tokens = arch.tokens if isinstance(arch, Arch) else tuple(self._arch_tensor(arch).tolist())
+        tokens = arch.tokens if isinstance(arch, Arch) else tuple(arch_tokens(self, arch).tolist())
         prev, act = self.space.cell(tokens)
         w_nodes = [self.w_edges[edge_index(prev[i], i)] for i in range(1, self.num_nodes)]
         return w_nodes, prev, act, self.space.loose_ends(tokens)
@@ -210,7 +254,7 @@ class RNNSupernet(_RNNLM):
         return self._lm_forward(tokens, hidden, arch)
 
 
-class RNNChild(_RNNLM):
+class RNNChild(_EnasLM):
     """A standalone model of one architecture, holding only that architecture's weights."""
 
     def __init__(self, space, arch, vocab_size: int, hidden_size: int, **kw):
@@ -244,33 +288,6 @@ class RNNChild(_RNNLM):
         return self._lm_forward(tokens, hidden, self.arch)
 
 
-@torch.no_grad()
-def inherit_rnn_weights(child: RNNChild, supernet: RNNSupernet, arch=None) -> RNNChild:
-    """Copy `arch`'s slices of the supernet (embedding, node 0, the chosen edges) into `child`."""
-    arch = child.arch if arch is None else arch
-    if not isinstance(arch, Arch):
-        arch = Arch(supernet.space, tuple(int(t) for t in arch))
-    if arch != child.arch:
-        raise ArchError(f"child is '{child.arch}', asked to inherit '{arch}'")
-    if supernet.space != child.space:
-        raise ArchError(f"supernet space {supernet.space!r} differs from child space {child.space!r}")
-    if (supernet.vocab_size, supernet.hidden_size) != (child.vocab_size, child.hidden_size):
-        raise ConfigError(f"supernet (vocab {supernet.vocab_size}, hidden {supernet.hidden_size}) and child "
-                          f"(vocab {child.vocab_size}, hidden {child.hidden_size}) differ in size")
-    child.embedding.weight.copy_(supernet.embedding.weight)
-    child.w_x.copy_(supernet.w_x)
-    child.w_h0.copy_(supernet.w_h0)
-    if (child.decoder_bias is None) != (supernet.decoder_bias is None):
-        raise ConfigError("supernet and child differ in decoder_bias")
-    if child.decoder_bias is not None:
-        child.decoder_bias.copy_(supernet.decoder_bias)
-    prev, _ = supernet.space.cell(arch.tokens)
-    for i in range(1, child.num_nodes):
-        child.w_nodes[i - 1].copy_(supernet.w_edges[edge_index(prev[i], i)])
-    return child
-
-
-
 def supernet(space, **kw) -> RNNSupernet:
     return RNNSupernet(space, **kw)
 
@@ -279,5 +296,16 @@ def child(space, arch, **kw) -> RNNChild:
     return RNNChild(space, arch, **kw)
 
 
-def inherit(child_net: RNNChild, supernet_net: RNNSupernet, arch=None) -> RNNChild:
-    return inherit_rnn_weights(child_net, supernet_net, arch)
+def param_map(child_net: RNNChild, supernet_net: RNNSupernet) -> list[ParamSlice]:
+    """Every child tensor's place in the supernet: the shared parts as they are, and node i's weights
+    `w_nodes[i-1]` as the row of edge (prev(i) -> i) of `w_edges`."""
+    if (child_net.decoder_bias is None) != (supernet_net.decoder_bias is None):
+        raise ConfigError("supernet and child differ in decoder_bias")
+    shared = ["embedding.weight", "w_x", "w_h0"] + (["decoder_bias"] if child_net.decoder_bias is not None else [])
+    slices = [ParamSlice(name, name) for name in shared]
+    prev, _ = child_net.space.cell(child_net.arch.tokens)
+    slices += [ParamSlice("w_nodes", "w_edges", (edge_index(prev[i], i),), (i - 1,))
+               for i in range(1, child_net.num_nodes)]
+    if child_net.num_nodes == 1:  # no edges: both hold an empty [0,H,2H] tensor
+        slices.append(ParamSlice("w_nodes", "w_edges"))
+    return slices

@@ -67,8 +67,11 @@ class SearchSpace:
         return f"{self.name}: {' '.join(map(str, tokens))}"
 
     def figure(self, tokens: tuple[int, ...]):
-        """The architecture as a matplotlib Figure (import matplotlib inside)."""
-        raise NotImplementedError(f"{self.name} draws no picture")
+        """The architecture as a matplotlib Figure (import matplotlib inside); by default `text` drawn
+        as it is, so every space has a picture."""
+        from .drawing import text_figure
+
+        return text_figure(self.text(tokens))
 
     def model_module(self):
         """The module that builds this space's supernet and child (`models`)."""
@@ -176,11 +179,16 @@ def register(cls: type[SearchSpace]) -> type[SearchSpace]:
     return cls
 
 
-def get_space(name: str, **options: Any) -> SearchSpace:
-    """The registered space `name` with `options` over its defaults."""
+def get_space_class(name: str) -> type[SearchSpace]:
+    """The registered class of space `name`: its registration (tasks, presets, ...) without options."""
     if name not in _REGISTRY:
         raise ArchError(f"unknown search space {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**options)
+    return _REGISTRY[name]
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """The registered space `name` with `options` over its defaults."""
+    return get_space_class(name)(**options)
 
 
 def list_spaces() -> list[str]:

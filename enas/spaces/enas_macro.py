@@ -26,12 +26,56 @@ from __future__ import annotations
 
 import math
 
+from ..config import ControllerConfig, ModelConfig, SearchConfig, TrainConfig
+from . import drawing, image_presets
 from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Subset
 
 # Official op order (general_child.py `_enas_layer`: branch_0 .. branch_5).
 MACRO_OPS = ("conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3")
 MAX_LAYERS = 64  # official search 12, final 24
+OP_COLORS = {"conv3x3": "#cfe2f3", "sep3x3": "#d9ead3", "conv5x5": "#9fc5e8", "sep5x5": "#b6d7a8",
+             "avgpool3x3": "#fce5cd", "maxpool3x3": "#f9cb9c"}
+
+
+# --- presets (official scripts/cifar10_macro_{search,final}.sh; image_presets.py says what they share) --
+
+def _search_paper(task: str) -> SearchConfig:
+    return SearchConfig(
+        space="enas_macro", space_options={"num_layers": 12}, task=task,  # child_num_layers=12
+        epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,      # a pass over 45k images
+        num_valid=5000, log_every=50, derive_samples=100,
+        model=ModelConfig(channels=36, dropout=0.1),            # out_filters 36, keep_prob 0.9
+        shared=image_presets.cosine(lr_min=0.0005, l2=0.00025),
+        controller=ControllerConfig(hidden_size=64, lr=0.001, adam_beta1=0.0,  # main.py: lstm_size=64
+                                    temperature=0.0, tanh_constant=1.5, entropy_weight=1e-4,
+                                    baseline_decay=0.99, num_aggregate=20, steps=50, reward_c=1.0,
+                                    skip_target=0.4, skip_weight=0.8, init_range=0.1),
+    )
+
+
+def _train_paper(task: str) -> TrainConfig:
+    return TrainConfig(task=task, epochs=310, batch_size=100, eval_batch_size=100, num_valid=0,
+                       model=ModelConfig(channels=96, dropout=0.5, style="final"),  # 24 layers: the arch's
+                       optim=image_presets.cosine(lr_min=0.001, l2=2e-4))
+
+
+# num_layers 0: the macro network takes its depth from the space, not from the model config.
+def _search_tiny(task: str) -> SearchConfig:
+    return image_presets.search_tiny("enas_macro", {"num_layers": 4}, cells_per_stage=0, controller=dict(
+        skip_weight=0.8, op_tanh_reduce=1.0, op_bias=False, anchors="after"))
+
+
+def _train_tiny(task: str) -> TrainConfig:
+    return image_presets.train_tiny(cells_per_stage=0, aux_head=False)
+
+
+def _search_small(task: str) -> SearchConfig:
+    return image_presets.search_small(_search_paper(task), {"num_layers": 6}, cells_per_stage=0)
+
+
+def _train_small(task: str) -> TrainConfig:
+    return image_presets.train_small(channels=24, cells_per_stage=0, aux_head=False)
 
 
 @register
@@ -39,6 +83,10 @@ class EnasMacroSpace(SearchSpace):
     name = "enas_macro"
     tasks = ("cifar10", "fashion_mnist")
     models = "enas.nn.macro"
+    op_names = MACRO_OPS  # what the networks (enas/nn) build for each op token
+    presets = {("search", "paper"): _search_paper, ("search", "tiny"): _search_tiny,
+               ("search", "small"): _search_small, ("train", "paper"): _train_paper,
+               ("train", "tiny"): _train_tiny, ("train", "small"): _train_small}
     # 12 layers: official scripts/cifar10_macro_search.sh (--child_num_layers=12).
     defaults = {"num_layers": 12}
 
@@ -75,3 +123,56 @@ class EnasMacroSpace(SearchSpace):
         """Layers after which every earlier output is halved in size (official general_child.py)."""
         d = self.options["num_layers"] // 3
         return tuple(p for p in (d - 1, 2 * d - 1) if p >= 0)
+
+    # --- drawing -----------------------------------------------------------------------------
+    def _entry_name(self, k: int) -> str:
+        return "stem" if k == 0 else f"layer {k - 1}"
+
+    def text(self, tokens) -> str:
+        """One line per layer, `layer i = op(layer i-1)` and the skips it adds, and where pools fall."""
+        layers, width = self.layers(tokens), len(f"layer {self.options['num_layers'] - 1}")
+        lines = [f"{self.name}, {len(layers)} layers: {' '.join(map(str, tokens))}"]
+        for i, (op, bits) in enumerate(layers):
+            skips = [self._entry_name(k) for k in self.skip_sources(bits)]
+            lines.append(f"  {f'layer {i}':<{width}} = {MACRO_OPS[op]}({self._entry_name(i)})"
+                         + (f"  + skips from {', '.join(skips)}" if skips else ""))
+            if i in self.pool_layers and i < len(layers) - 1:
+                lines.append(f"  {'':<{width}}   -- every output so far halved (factorized reduction)")
+        return "\n".join(lines)
+
+    def figure(self, tokens):
+        """The chain stem -> layer 0 -> ... left to right, each layer's op in its box, every skip
+        connection as an arc above the chain into the layer that adds it, and a dashed line where
+        the outputs are halved."""
+        import math
+
+        layers = self.layers(tokens)
+        dx, y0 = 1.0, 0.45  # inches per layer; height of the chain's centre line
+
+        def peak(span: int) -> float:  # how high an arc over `span` layers rises: long arcs higher
+            return 0.35 + 0.3 * math.log2(span)
+
+        spans = [i + 1 - k for i, (_, bits) in enumerate(layers) for k in self.skip_sources(bits)]
+        height = y0 + 0.35 + (peak(max(spans)) if spans else 0.2) + 0.15
+        fig, ax = drawing.inch_axes(max(dx * (len(layers) + 1) + 0.2, 7.0), height)
+        x = [0.5 + dx * j for j in range(len(layers) + 1)]  # entry j: stem (0), layer j-1
+        boxes = [drawing.box(ax, x[0], y0, "stem", "white", fontsize=8)]
+        for i, (op, _) in enumerate(layers):
+            boxes.append(drawing.box(ax, x[i + 1], y0, f"layer {i}\n{MACRO_OPS[op]}", OP_COLORS[MACRO_OPS[op]],
+                                     fontsize=8))
+            drawing.arrow(ax, boxes[i], boxes[i + 1])
+        skip_color = "#3d85c6"
+        for i, (_, bits) in enumerate(layers):
+            for k in self.skip_sources(bits):
+                span = i + 1 - k
+                rad = -2 * peak(span) / (span * dx)  # arc3 rises |rad| * distance / 2 above the chord
+                drawing.arrow(ax, boxes[k], boxes[i + 1], src_side=(0.5, 1), dst_side=(0.5, 1), color=skip_color,
+                              lw=0.9, alpha=0.7, connectionstyle=f"arc3,rad={rad}")
+        for p in self.pool_layers:
+            if p < len(layers) - 1:
+                ax.axvline((x[p + 1] + x[p + 2]) / 2, ymax=2 * y0 / height, color="#999999", ls=":", lw=1)
+        drawing.caption(fig, f"{self.name}: {' '.join(map(str, tokens))}")
+        used = sorted({op for op, _ in layers})
+        drawing.legend(fig, [(MACRO_OPS[o], dict(fc=OP_COLORS[MACRO_OPS[o]])) for o in used]
+                       + [("skip (added)", dict(color=skip_color)), ("halved", dict(color="#999999", ls=":"))])
+        return fig

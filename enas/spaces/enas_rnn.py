@@ -12,12 +12,137 @@ Options (each defaults to the paper):
 """
 from __future__ import annotations
 
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
 from ..errors import ArchError
+from . import drawing
 from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Predecessor
 
 ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")
 MAX_NODES = 64  # paper: 12
+ACT_COLORS = {"tanh": "#cfe2f3", "relu": "#d9ead3", "identity": "#eeeeee", "sigmoid": "#fce5cd"}
+
+
+# --- presets (Penn Treebank, the one task of this space, whose name each takes as `task`) ---------
+
+def _search_paper(task: str) -> SearchConfig:
+    """ENAS PTB search. Values stated in the paper (Pham et al. 2018, sec. 3.1) are taken from it;
+    where it is silent, from the official search script (melodyguan/enas scripts/ptb_search.sh,
+    "OFF" below) or, for the shared hidden size and the hidden-norm clip, from carpedm20/ENAS-pytorch
+    (config.py, models/shared_rnn.py; "PT"). OFF itself trains in another regime (SGD lr 0.25 on a
+    loss summed over time, clip 10, batch 20, hidden 720); set those with --set to reproduce it."""
+    return SearchConfig(
+        epochs=150,                          # paper: 150 epochs
+        batch_size=64, bptt=35,              # paper: minibatches of 64, BPTT truncated at 35
+        eval_batch_size=64,                  # PT: a 64 x 35 validation batch per reward
+        shared_steps=400,                    # paper: ω trained for about 400 steps per epoch
+        derive_samples=100,                  # PT derive_num_sample
+        model=ModelConfig(
+            hidden_size=1000,                # PT shared_hid = shared_embed = 1000
+            dropout_e=0.25, dropout_x=0.75,  # OFF keep probabilities e 0.75, x 0.25,
+            dropout_h=0.25, dropout_o=0.75,  #     h 0.75, o 0.25 (one mask per batch)
+            max_hidden_norm=25.0,            # PT RNN.forward max_norm
+            init_range=0.04),                # OFF _build_params: U(-0.04, 0.04) for H > 400
+        shared=OptimConfig(lr=20.0, grad_clip=0.25,         # paper: SGD lr 20, gradient norm clip 0.25
+                           lr_decay=0.96, lr_decay_start=15,  # paper: x0.96 per epoch from epoch 15
+                           weight_decay=1e-7),               # paper: l2 1e-7
+        controller=ControllerConfig(
+            hidden_size=100,                 # paper / OFF main.py: one LSTM layer of 100 units
+            lr=3.5e-4, adam_beta1=0.0,       # paper: Adam lr 0.00035; OFF utils.get_train_ops: beta1 = 0
+            temperature=5.0, tanh_constant=2.5,  # paper
+            entropy_weight=1e-4,             # paper: sample entropy added to the reward, weight 1e-4
+            baseline_decay=0.99,             # OFF main.py controller_bl_dec
+            num_aggregate=10,                # OFF --controller_num_aggregate=10
+            steps=200,                       # paper: 2000 sampled architectures = 200 updates of 10
+            reward_c=80.0,                   # OFF / PT: reward = 80 / valid_ppl
+            index_distance_penalty=1 / 6,    # OFF ptb_enas_controller.py (and enas_lm): -(i - j)^2 / 6
+            scale_index_input=True,          #   and the chosen node's state / (0.1 + (i - j)) as input
+            anchors="before",                #   where a node's anchor is its first step (`all_h`)
+            init_range=0.1),                 # paper / OFF: θ ~ U(-0.1, 0.1)
+    )
+
+
+def _search_tiny(task: str) -> SearchConfig:
+    """Seconds on two CPU cores: the same loop at toy sizes."""
+    return SearchConfig(
+        space_options={"num_nodes": 6},
+        epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
+        derive_samples=8, log_every=5,
+        nas_updates=3, child_max_steps=30,  # full NAS / random from scratch: 6 children of 30 steps
+        # Over so few steps lr 5 learns faster than the paper's 20 at hidden 48 (shared loss after
+        # 150 steps: 6.80 against 7.06); the hidden-norm clip is 25 * sqrt(48 / 1000) ~ 5.
+        model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
+                          max_hidden_norm=5.0, init_range=0.1),
+        shared=OptimConfig(lr=5.0, grad_clip=0.25),
+        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2, anchors="before",
+                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
+                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
+                                    memory_loss_start_epoch=2, memory_batch=4),
+    )
+
+
+def _search_small(task: str) -> SearchConfig:
+    """A search that learns for real on one machine: about 10 minutes on two CPU cores.
+    The paper's loop and optimiser (lr 20, clip 0.25, batch 64, BPTT 35, 10 architectures per
+    controller update) at hidden 200 with 8-node cells; dropout halved for a run this short."""
+    return SearchConfig(
+        space_options={"num_nodes": 8},
+        epochs=6, batch_size=64, bptt=35, eval_batch_size=64, eval_max_batches=10,
+        shared_steps=100, derive_samples=100, log_every=20,
+        model=ModelConfig(hidden_size=200, dropout_e=0.1, dropout_x=0.5, dropout_h=0.25, dropout_o=0.5,
+                          max_hidden_norm=11.0,    # 25 * sqrt(200 / 1000): PT's clip scaled to the size
+                          init_range=0.1),         # OFF _build_params: 0.1 for hidden <= 300
+        shared=OptimConfig(lr=20.0, grad_clip=0.25, weight_decay=1e-7),
+        controller=ControllerConfig(hidden_size=100, lr=3.5e-4, adam_beta1=0.0, temperature=5.0,
+                                    tanh_constant=2.5, entropy_weight=1e-4, baseline_decay=0.99,
+                                    num_aggregate=10, steps=20, index_distance_penalty=1 / 6,
+                                    scale_index_input=True, anchors="before", init_range=0.1),
+    )
+
+
+def _train_small(task: str) -> TrainConfig:
+    """Final training on one machine: 2,400 steps of 64 x 35 tokens (about 5.8 passes over the
+    training text, 40 minutes on two CPU cores) at hidden 200; the paper's lr 20 and clip 0.25,
+    then x0.7 per 200-step epoch from the sixth; light dropout, since so few passes underfit."""
+    return TrainConfig(
+        epochs=12, max_steps=200, batch_size=64, bptt=35, eval_batch_size=64, log_every=50,
+        model=ModelConfig(hidden_size=200, dropout_e=0.05, dropout_x=0.25, dropout_h=0.1, dropout_o=0.25,
+                          max_hidden_norm=11.0, init_range=0.1),
+        optim=OptimConfig(lr=20.0, grad_clip=0.25, lr_decay=0.7, lr_decay_start=6, weight_decay=5e-7),
+    )
+
+
+def _train_paper(task: str) -> TrainConfig:
+    """Final training of a PTB cell, official melodyguan/enas scripts/ptb_final.sh.
+    OFF applies lr 20 to a loss summed over the 35 steps; we keep the per-token mean (as enas_lm and
+    PT do), which with clip 0.25 takes steps of the same length once gradients are clipped."""
+    return TrainConfig(
+        epochs=2000,                         # OFF --num_epochs=2000
+        batch_size=64, bptt=35,              # OFF --batch_size=64 --child_bptt_steps=35
+        eval_batch_size=10,
+        model=ModelConfig(
+            hidden_size=748,                 # OFF --child_lstm_hidden_size=748
+            dropout_e=0.21, dropout_x=0.75,  # OFF keep e 0.79, x 0.25,
+            dropout_h=0.25, dropout_o=0.76,  #     h 0.75, o 0.24
+            init_range=0.04),                # OFF: U(-0.04, 0.04) for H > 400
+        optim=OptimConfig(lr=20.0, grad_clip=0.25,               # OFF --child_lr=20 --child_grad_bound=0.25
+                          lr_decay=0.9991, lr_decay_start=14,      # OFF --child_lr_dec_rate/_start
+                          lr_min=0.001, weight_decay=5e-7),        # OFF --child_lr_dec_min, --child_l2_reg
+    )
+
+
+def _train_tiny(task: str) -> TrainConfig:
+    """Seconds: 100 steps of the paper's lr 20 and clip 0.25 at hidden 48 (the enas_ptb cell: valid
+    perplexity ~890 after 90 steps, against 10,000 for uniform guessing)."""
+    return TrainConfig(
+        epochs=1, batch_size=16, bptt=20, max_steps=100, eval_max_batches=20, log_every=10,
+        model=ModelConfig(hidden_size=48, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25, max_hidden_norm=5.0,
+                          init_range=0.1),
+        optim=OptimConfig(lr=20.0, grad_clip=0.25),
+    )
+
+
+
 
 
 @register
@@ -25,6 +150,9 @@ class EnasRNNSpace(SearchSpace):
     name = "enas_rnn"
     tasks = ("ptb",)
     models = "enas.nn.rnn_lm"
+    presets = {("search", "paper"): _search_paper, ("search", "tiny"): _search_tiny,
+               ("search", "small"): _search_small, ("train", "paper"): _train_paper,
+               ("train", "tiny"): _train_tiny, ("train", "small"): _train_small}
     defaults = {"num_nodes": 12, "first_act": "sampled", "output": "loose_ends"}
 
     def build_decisions(self):
@@ -65,3 +193,81 @@ class EnasRNNSpace(SearchSpace):
             return list(range(len(prev)))
         used = set(prev[1:])
         return [i for i in range(len(prev)) if i not in used]
+
+    # --- drawing -----------------------------------------------------------------------------
+    def text(self, tokens) -> str:
+        """One line per node, `node i = act(what it reads)`, and the output average."""
+        prev, act = self.cell(tokens)
+        outs = self.loose_ends(tokens)
+        width = len(f"node {len(prev) - 1}")
+        lines = [f"{self.name} cell, {len(prev)} nodes: {' '.join(map(str, tokens))}"]
+        for i, (p, a) in enumerate(zip(prev, act)):
+            reads = "x_t, h_{t-1}" if p < 0 else f"node {p}"
+            lines.append(f"  {f'node {i}':<{width}} = {ACTIVATIONS[a]}({reads})")
+        how = "mean of all nodes" if self.options["output"] == "all" else "mean of loose ends"
+        lines.append(f"  {'h_t':<{width}} = mean({', '.join(f'node {i}' for i in outs)})   [{how}]")
+        return "\n".join(lines)
+
+    def figure(self, tokens):
+        """The cell left to right: x_t and h_{t-1} feed node 0, each node sits one column right of the
+        node it reads, and dashed edges carry the loose ends into h_t."""
+        prev, act = self.cell(tokens)
+        acts, outs = [ACTIVATIONS[a] for a in act], self.loose_ends(tokens)
+        depth, y = _layout(prev)
+        out_col = max(depth) + 1
+        lo, hi = min(y + [-0.5]), max(y + [0.5])
+        dx, dy = 1.45, 0.85  # inches per column / per unit of height
+        fig, ax = drawing.inch_axes(max(dx * (out_col + 1.2), 7.0), dy * (hi - lo + 1.2))
+
+        def at(col: float, height: float) -> tuple[float, float]:  # layout units -> inches
+            return (col + 0.6) * dx, (height - lo + 0.6) * dy
+
+        def box(col, height, label, color):
+            return drawing.box(ax, *at(col, height), label, color)
+
+        x_t = box(0, 0.5, r"$x_t$", "white")
+        h_prev = box(0, -0.5, r"$h_{t-1}$", "white")
+        nodes = [box(depth[i], y[i], f"node {i}\n{a}", ACT_COLORS[a]) for i, a in enumerate(acts)]
+        all_nodes = self.options["output"] == "all"
+        h_y = sum(y[i] for i in outs) / len(outs)
+        h_t = box(out_col, h_y, "$h_t$\n(avg of\nall nodes)" if all_nodes else "$h_t$\n(avg)", "white")
+        drawing.arrow(ax, x_t, nodes[0])
+        drawing.arrow(ax, h_prev, nodes[0])
+        for i in range(1, len(prev)):
+            drawing.arrow(ax, nodes[prev[i]], nodes[i])
+        centres = [at(depth[j], y[j]) for j in range(len(prev))]
+        # output="all": an edge from every node would bury the cell; the h_t box says it instead
+        for i in ([] if all_nodes else outs):
+            rad = drawing.detour(centres[i], at(out_col, h_y), [c for j, c in enumerate(centres) if j != i],
+                                 (0.1 * dy, (hi - lo + 1.1) * dy))
+            drawing.arrow(ax, nodes[i], h_t, color=drawing.LOOSE_COLOR, linestyle=drawing.LOOSE_STYLE, lw=1.1,
+                          connectionstyle=f"arc3,rad={rad}")
+        drawing.caption(fig, f"{self.name}: {' '.join(map(str, tokens))}")
+        entries = [(a, dict(fc=c)) for a, c in ACT_COLORS.items()] + [("reads", dict(color=drawing.EDGE_COLOR))]
+        if not all_nodes:
+            entries.append(("averaged into $h_t$", dict(color=drawing.LOOSE_COLOR, ls=drawing.LOOSE_STYLE)))
+        drawing.legend(fig, entries)
+        return fig
+
+
+def _layout(prev: list[int]) -> tuple[list[int], list[float]]:
+    """Column (depth) and height of each node: a node sits one column right of the node it reads, as
+    level with it as overlaps allow, so chains are straight lines and branches fan out."""
+    depth = [1] * len(prev)
+    for i in range(1, len(prev)):
+        depth[i] = depth[prev[i]] + 1
+    y = [0.0] * len(prev)
+    for col in range(2, max(depth) + 1):
+        nodes = [i for i in range(len(prev)) if depth[i] == col]
+        want = {}
+        for p in sorted({prev[i] for i in nodes}, key=lambda p: y[p]):
+            kids = [i for i in nodes if prev[i] == p]
+            for k, i in enumerate(kids):  # siblings spread around their parent's height
+                want[i] = y[p] + (k - (len(kids) - 1) / 2)
+        placed: list[float] = []
+        for i in sorted(nodes, key=lambda i: want[i]):  # push apart to a gap of at least 1
+            placed.append(want[i] if not placed or want[i] >= placed[-1] + 1 else placed[-1] + 1)
+        shift = sum(want.values()) / len(nodes) - sum(placed) / len(nodes)
+        for i, h in zip(sorted(nodes, key=lambda i: want[i]), placed):
+            y[i] = h + shift
+    return depth, y

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import SearchConfig, validate
 from ..errors import CheckpointError, ConfigError
-from .common import run_config  # noqa: F401  (part of this package's API)
+from .common import check_task, run_config  # noqa: F401  (run_config: part of this package's API)
 
 STRATEGIES = ("enas", "nas", "random")
 
@@ -32,6 +32,7 @@ def check_search(cfg: SearchConfig) -> None:
     weight sharing, whose children each load the data, the device, the executor and the data (a
     weight-sharing search loads the data when it starts)."""
     validate(cfg)
+    check_task(cfg)
     check = getattr(_search_class(cfg.strategy, cfg.weight_sharing)[0], "check", None)
     if check is not None:
         check(cfg)
@@ -39,6 +40,7 @@ def check_search(cfg: SearchConfig) -> None:
 
 def start_search(cfg: SearchConfig, run_dir, progress: bool = True):
     validate(cfg)
+    check_task(cfg)
     cls, kw = _search_class(cfg.strategy, cfg.weight_sharing)
     return cls.start(cfg, run_dir, progress=progress, **kw)
 

@@ -26,6 +26,10 @@ FIXED_KEYS = ("space", "space_options", "task", "strategy", "weight_sharing", "b
               "controller.num_aggregate")
 
 
+# Controller keywords of a space's `controller_options` that ControllerConfig.op_bias switches on and off.
+OP_BIAS_KEYS = ("op_bias", "op_bias_init")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -54,16 +58,26 @@ def run_header(config: dict) -> dict:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
+def check_task(cfg) -> None:
+    """What a search asks of its task, checked before any work from what the task class declares
+    (enas/tasks/__init__.py): a task that scores on held-out training images needs some."""
+    from ..tasks import task_class
+
+    if task_class(cfg.task).holds_out_valid and cfg.num_valid < 1:
+        raise ConfigError("a search on images scores architectures on held-out training images: num_valid "
+                          "must be >= 1")
+
+
 def make_controller(space, c, device: torch.device):
     """The LSTM policy and its Adam optimiser from a ControllerConfig (OFF utils.get_train_ops: Adam
-    with beta1 = 0 and eps 1e-3 for the controller)."""
-    from ..controller import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT, Controller
+    with beta1 = 0 and eps 1e-3 for the controller). The space's `controller_options` are passed on,
+    its op biases (e.g. the micro space's official ones) only when `c.op_bias` switches them on."""
+    from ..controller import Controller
 
+    space_options = {k: v for k, v in space.controller_options.items() if c.op_bias or k not in OP_BIAS_KEYS}
     controller = Controller(space, hidden_size=c.hidden_size, num_layers=c.num_layers,
                             temperature=c.temperature or None, tanh_constant=c.tanh_constant or None,
-                            init_range=c.init_range, op_tanh_reduce=c.op_tanh_reduce,
-                            op_bias=MICRO_OP_BIAS if c.op_bias else None,
-                            op_bias_init=MICRO_OP_BIAS_INIT if c.op_bias else None,
+                            init_range=c.init_range, op_tanh_reduce=c.op_tanh_reduce, **space_options,
                             skip_target=c.skip_target, index_distance_penalty=c.index_distance_penalty or None,
                             scale_index_input=c.scale_index_input, anchors=c.anchors,
                             indices_first=c.indices_first).to(device)

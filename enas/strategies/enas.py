@@ -29,7 +29,7 @@ from ..nn import build_supernet
 from ..optim import guarded_step, lr_at, make_sgd, set_lr
 from ..policy_gradient import reinforce
 from ..spaces import get_space
-from ..tasks import make_task
+from ..tasks import make_task, task_class
 from .common import make_controller, resolve_device, run_header, seed_everything
 from .distributed import Distributed
 
@@ -43,8 +43,8 @@ class EnasSearch:
         seed_everything(cfg.seed)  # the same initial weights on every rank
         self.device = self.dist.device(resolve_device(cfg.device))
         self.space = get_space(cfg.space, **cfg.space_options)
-        if self.dist.enabled and cfg.task == "ptb":
-            raise ConfigError("data-parallel search runs on the image tasks; PTB searches on one device")
+        if self.dist.enabled and not task_class(cfg.task).data_parallel:
+            raise ConfigError(f"task {cfg.task} searches on one device: it does not run data-parallel")
         self.task = make_task(cfg, self.device, rank=self.dist.rank)
         self.supernet = build_supernet(self.space, **self.task.model_kwargs(cfg.model)).to(self.device)
         self.shared_model = self.dist.wrap(self.supernet)  # DistributedDataParallel under torchrun

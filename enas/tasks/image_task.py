@@ -24,6 +24,9 @@ class ImageTask:
     metric = "acc"
     higher_is_better = True
     unit = "images"
+    data_parallel = True       # every rank draws its own batches (strategies/distributed.py)
+    holds_out_valid = True     # searches score on held-out training images: num_valid >= 1
+    nas_controller_lr = 6e-4   # Zoph & Le 2017, sec. 4.1: the controller's Adam lr on CIFAR-10
 
     def __init__(self, name: str, data_dir: str, device: torch.device, batch_size: int, eval_batch_size: int,
                  num_valid: int = 5000, cutout: int = 0, aux_weight: float = 0.4, seed: int = 0):

@@ -197,6 +197,9 @@ class PTBTask:
 
     name = "ptb"
     has_valid = True
+    data_parallel = False      # one long stream with a carried hidden state: one device
+    holds_out_valid = False    # rewards come from PTB's own validation split
+    nas_controller_lr = 5e-4   # Zoph & Le 2017, sec. 4.2: the controller's Adam lr on Penn Treebank
     metric = "ppl"
     higher_is_better = False
     unit = "tokens"

@@ -1,0 +1,252 @@
+"""The convolutional space of Zoph & Le 2017 (sec. 3.3 and 4.1): L convolutional layers, each with its
+own filter height, width and count (and stride, when predicted), joined by anchor-point skip connections.
+
+Per layer i, in this token order (Zoph & Le sec. 4.1 gives the choices):
+
+    filter height {1, 3, 5, 7} | filter width {1, 3, 5, 7} | filters {24, 36, 48, 64}
+    | stride {1, 2, 3} (only with predict_stride) | i input bits (anchor point)
+
+so an arc string reads `fh fw n [s] | fh fw n [s] b0 | fh fw n [s] b0 b1 | ...` with each number the
+index of its choice (filter height index 1 is a height of 3). Input bit j of layer i says whether layer j
+feeds layer i (sec. 3.3: one sigmoid per earlier layer, P(j -> i) = sigmoid(v^T tanh(W_prev h_j +
+W_curr h_i)), h_j the controller's state at layer j's anchor point). The last filter choice of a layer
+is marked as the layer's anchor; with the controller's anchors="after" the step that reads it becomes
+the layer's anchor point and decides the layer's input bits (layer 0 has none: an empty Subset, as
+enas_macro's first layer).
+
+The fix-ups of sec. 3.3 make every token list a network (enas/nn/nas_cnn.py builds it):
+- a layer with no input bit set reads the image;
+- the outputs no later layer reads are concatenated (in depth) into the classifier;
+- inputs of different spatial size are zero-padded to the largest before a depth concatenation.
+Whether a network fits in memory depends on the image size, so that is checked where the model is
+built (enas.nn.nas_cnn.plan), not here.
+
+Options: num_layers (default 6, where the paper's depth schedule starts; NAS v1 has 15), predict_stride
+(default False: every stride 1, as NAS v1).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from ..errors import ArchError
+from . import drawing
+from .base import SearchSpace, register, whole_option
+from .decisions import Choice, Subset
+
+# Zoph & Le 2017, sec. 4.1 "Search space".
+FILTER_SIZES = (1, 3, 5, 7)
+FILTER_COUNTS = (24, 36, 48, 64)
+STRIDES = (1, 2, 3)
+# The deepest network of the paper (Table 1, NAS v3: 39 layers). The supernet holds one weight per
+# (layer, filter height, filter width) for every possible input, about 0.5M * L^2 numbers (39 layers:
+# 0.8G), so a larger L builds a supernet no machine holds.
+MAX_LAYERS = 39
+IMAGE = -1  # the source index of the image, for a layer without inputs
+
+
+class Layer(NamedTuple):
+    """One layer read from the tokens (values, not indices)."""
+
+    filter_height: int
+    filter_width: int
+    filters: int
+    stride: int
+    inputs: tuple[int, ...]  # the earlier layers it reads; () = the image (sec. 3.3 fix-up)
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """What is concatenated into the layer's input: its input layers in order, or (IMAGE,)."""
+        return self.inputs or (IMAGE,)
+
+
+# --- presets -------------------------------------------------------------------------------------
+# Zoph & Le 2017, sec. 4.1, "Training details": child networks are trained with momentum 0.9 (Nesterov),
+# lr 0.1 and weight decay 1e-4, for 50 epochs, 5,000 training images held out for the reward; the
+# controller samples 12,800 architectures, m = 8 per controller update. Not stated there: batch size,
+# lr schedule, dropout, and everything about shared weights (ENAS did not search this space); those
+# come from the ENAS macro recipe (config._macro_search_paper / _macro_train_paper).
+
+def _search_paper(task: str) -> SearchConfig:
+    """Full NAS on CIFAR-10 as sec. 4.1 (use --strategy nas); with --strategy enas the same children
+    share weights, under the ENAS macro search's controller and schedule."""
+    return SearchConfig(
+        space="nas_cnn", task=task,
+        space_options={"num_layers": 15},        # NAS v1 (Table 1); the paper grows depth 6 -> 20 in the search
+        epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,  # ENAS macro (not stated)
+        num_valid=5000,                          # sec. 4.1: 5,000 validation images from the training set
+        log_every=50, derive_samples=100,
+        nas_updates=1600,                        # sec. 4.1: 12,800 architectures / 8 per update
+        child_epochs=50,                         # sec. 4.1: each child trains 50 epochs
+        model=ModelConfig(dropout=0.1),          # not stated: ENAS macro keep_prob 0.9
+        shared=OptimConfig(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,  # sec. 4.1
+                           schedule="cosine", lr_min=0.0005, lr_T0=10, lr_T_mul=2,  # not stated: ENAS macro
+                           grad_clip=0.0),
+        controller=ControllerConfig(hidden_size=64, lr=0.001, adam_beta1=0.0,  # ENAS macro; --strategy nas
+                                    temperature=0.0, tanh_constant=1.5,       # replaces them with sec. 4.1's
+                                    entropy_weight=1e-4, baseline_decay=0.99,  # (config._nas_controller)
+                                    num_aggregate=8,                           # sec. 4.1: m = 8 children
+                                    steps=50, reward_c=1.0, skip_target=0.4, skip_weight=0.8,
+                                    init_range=0.1, anchors="after"),
+    )
+
+
+def _train_paper(task: str) -> TrainConfig:
+    """Final training of a found network: sec. 4.1's child optimiser (lr 0.1, Nesterov momentum 0.9,
+    weight decay 1e-4); the paper then grid-searches lr, weight decay and the decay epoch, and gives no
+    epoch count or batch size, so those are the ENAS macro final recipe's."""
+    return TrainConfig(
+        task=task, epochs=310, batch_size=100, eval_batch_size=100, num_valid=0,  # ENAS macro final
+        model=ModelConfig(dropout=0.5, style="final"),                             # ENAS macro keep_prob 0.5
+        optim=OptimConfig(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,  # sec. 4.1
+                          schedule="cosine", lr_min=0.001, lr_T0=10, lr_T_mul=2, grad_clip=0.0),
+    )
+
+
+def _search_tiny(task: str) -> SearchConfig:
+    """Fashion-MNIST in about a minute on two CPU cores per strategy: 3 layers with predicted strides
+    (strided layers make the 28 x 28 convolutions cheaper), the sizes of the ENAS image tiny presets."""
+    return SearchConfig(
+        space="nas_cnn", task=task, space_options={"num_layers": 3, "predict_stride": True},
+        epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
+        derive_samples=6, log_every=5,
+        nas_updates=2, child_max_steps=20,  # full NAS / random from scratch: 8 children of 20 steps
+        shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,
+                           weight_decay=1e-4, grad_clip=0.0),
+        controller=ControllerConfig(hidden_size=32, lr=0.0035, tanh_constant=1.5, steps=3, num_aggregate=4,
+                                    reward_c=1.0, skip_weight=0.8, anchors="after"),
+    )
+
+
+def _train_tiny(task: str) -> TrainConfig:
+    """Seconds: 150 steps of 32 images, a cosine schedule over three 50-step epochs."""
+    return TrainConfig(
+        epochs=3, batch_size=32, eval_batch_size=100, max_steps=50, eval_max_batches=10, log_every=25,
+        num_valid=0, model=ModelConfig(style="final"),
+        optim=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=3, momentum=0.9, nesterov=True,
+                          weight_decay=1e-4, grad_clip=0.0),
+    )
+
+
+@register
+class NasCNNSpace(SearchSpace):
+    name = "nas_cnn"
+    tasks = ("cifar10", "fashion_mnist")
+    models = "enas.nn.nas_cnn"
+    defaults = {"num_layers": 6, "predict_stride": False}
+    presets = {("search", "paper"): _search_paper, ("search", "tiny"): _search_tiny,
+               ("train", "paper"): _train_paper, ("train", "tiny"): _train_tiny}
+    # No op biases; the anchor point taken after a layer's last choice is set by the presets
+    # (ControllerConfig.anchors = "after").
+    controller_options: dict = {}
+
+    def build_decisions(self):
+        n = whole_option(self.name, "num_layers", self.options["num_layers"], 1, MAX_LAYERS)
+        strided = self.options["predict_stride"]
+        if not isinstance(strided, bool):
+            raise ArchError(f"{self.name}: predict_stride must be true or false, got {strided!r}")
+        sizes = tuple(map(str, FILTER_SIZES))
+        decisions = []
+        for i in range(n):
+            decisions.append(Choice(f"layer{i}.filter_height", len(FILTER_SIZES), sizes, group="filter_height"))
+            decisions.append(Choice(f"layer{i}.filter_width", len(FILTER_SIZES), sizes, group="filter_width"))
+            decisions.append(Choice(f"layer{i}.filters", len(FILTER_COUNTS), tuple(map(str, FILTER_COUNTS)),
+                                    anchor=not strided, group="filters"))
+            if strided:
+                decisions.append(Choice(f"layer{i}.stride", len(STRIDES), tuple(map(str, STRIDES)),
+                                        anchor=True, group="stride"))
+            decisions.append(Subset(f"layer{i}.inputs", i))  # layer 0: empty, no token
+        return decisions
+
+    def infer_options(self, num_tokens: int) -> dict:
+        # L layers of c choices and L(L-1)/2 input bits: L^2 + (2c - 1) L - 2 * tokens = 0; without strides
+        # (c = 3, the default) first, so a count both fit reads as the default.
+        for c, strided in ((3, False), (4, True)):
+            b = 2 * c - 1
+            n = (math.isqrt(b * b + 8 * num_tokens) - b) // 2
+            if n >= 1 and n * c + n * (n - 1) // 2 == num_tokens:
+                return {"num_layers": n, "predict_stride": strided}
+        return {}
+
+    # --- reading an architecture ---------------------------------------------------------------
+    def layers(self, tokens) -> list[Layer]:
+        """The layers of a token list, in order."""
+        tokens, out, pos = list(tokens), [], 0
+        strided = self.options["predict_stride"]
+        for i in range(self.options["num_layers"]):
+            fh, fw, n = tokens[pos:pos + 3]
+            pos += 3
+            stride = STRIDES[tokens[pos]] if strided else 1
+            pos += strided
+            bits = tokens[pos:pos + i]
+            pos += i
+            out.append(Layer(FILTER_SIZES[fh], FILTER_SIZES[fw], FILTER_COUNTS[n], stride,
+                             tuple(j for j, b in enumerate(bits) if b)))
+        return out
+
+    @staticmethod
+    def classifier_inputs(layers: list[Layer]) -> list[int]:
+        """The layers no later layer reads: their outputs go to the classifier (sec. 3.3 fix-up)."""
+        read = {j for layer in layers for j in layer.inputs}
+        return [i for i in range(len(layers)) if i not in read]
+
+    # --- drawing -------------------------------------------------------------------------------
+    def text(self, tokens) -> str:
+        """One line per layer: filter size, count, stride and inputs; then the classifier's inputs."""
+        layers = self.layers(tokens)
+        width = len(f"layer {len(layers) - 1}")
+        lines = [f"{self.name}, {len(layers)} layers: {' '.join(map(str, tokens))}"]
+        for i, layer in enumerate(layers):
+            reads = ", ".join(f"layer {j}" for j in layer.inputs) or "image"
+            lines.append(f"  {f'layer {i}':<{width}} = conv {layer.filter_height}x{layer.filter_width}, "
+                         f"{layer.filters} filters, stride {layer.stride}  <- {reads}")
+        outs = ", ".join(f"layer {j}" for j in self.classifier_inputs(layers))
+        lines.append(f"  {'logits':<{width}} = linear(global average pool(concat({outs})))")
+        return "\n".join(lines)
+
+    def figure(self, tokens):
+        """Layers as boxes left to right (filter size, count, stride); the image and the classifier at
+        the ends. Edges between neighbours are straight, longer skips arc above the row, and the outputs
+        that go to the classifier arc below it, dashed."""
+        layers = self.layers(tokens)
+        outs = self.classifier_inputs(layers)
+        L = len(layers)
+        dx, row = 1.3, 1.6  # inches between box centres; height of the row of boxes
+        span = L + 1  # image at column 0, layers at 1..L, classifier at L + 1
+        arc = 0.2 * dx * span + 0.2  # room above and below the row: an arc rises about rad / 2 of its length
+        fig, ax = drawing.inch_axes(max(dx * (span + 1), 7.0), row + 2 * arc)
+        y = arc + row / 2
+        shade = {n: c for n, c in zip(FILTER_COUNTS, ("#eef3fb", "#cfe2f3", "#9fc5e8", "#6fa8dc"))}
+
+        def at(col: int) -> tuple[float, float]:
+            return (col + 0.5) * dx, y
+
+        image = drawing.box(ax, *at(0), "image", "white")
+        boxes = [drawing.box(ax, *at(i + 1), f"layer {i}\n{lay.filter_height}x{lay.filter_width}, {lay.filters}"
+                             + (f"\nstride {lay.stride}" if lay.stride != 1 else ""), shade[lay.filters])
+                 for i, lay in enumerate(layers)]
+        head = drawing.box(ax, *at(L + 1), "avg pool\n+ linear", "#fce5cd")
+
+        def link(src, dst, distance: int, below: bool = False, **kw):
+            if distance <= 1:
+                drawing.arrow(ax, src, dst, **kw)
+                return
+            # top (or bottom) edge to top (bottom) edge; a positive rad bends an edge running right upwards
+            side = (0.5, 0.0) if below else (0.5, 1.0)
+            rad = (0.25 + 0.15 / distance) * (1 if below else -1)
+            drawing.arrow(ax, src, dst, src_side=side, dst_side=side, connectionstyle=f"arc3,rad={rad}", **kw)
+
+        for i, lay in enumerate(layers):
+            if not lay.inputs:
+                link(image, boxes[i], i + 1)
+            for j in lay.inputs:
+                link(boxes[j], boxes[i], i - j)
+        for j in outs:
+            link(boxes[j], head, L - j, below=True, color=drawing.LOOSE_COLOR, linestyle=drawing.LOOSE_STYLE)
+        drawing.caption(fig, f"{self.name}: {' '.join(map(str, tokens))}")
+        entries = [(f"{n} filters", dict(fc=c)) for n, c in shade.items()]
+        entries += [("input", dict(color=drawing.EDGE_COLOR)),
+                    ("to the classifier", dict(color=drawing.LOOSE_COLOR, ls=drawing.LOOSE_STYLE))]
+        drawing.legend(fig, entries)
+        return fig

@@ -1,0 +1,231 @@
+"""The recurrent-cell space of NAS (Zoph & Le 2017, sec. 3.2 "Generate recurrent cell architectures",
+Figure 5 and the appendix): a cell is a full binary tree over `base` leaves.
+
+Tree. Leaves 0 .. base-1, then each level's nodes, the root last: base 8 has leaves 0-7, nodes 8-11
+(node 8 + k combines leaves 2k, 2k+1), 12-13 and root 14; base 4 has leaves 0-3, nodes 4-5, root 6;
+base 2 leaves 0-1 and root 2. Every node (leaves included) is given a combination {add, elem_mult}
+and an activation {identity, tanh, sigmoid, relu}:
+- leaf k:  a_k = act_k(W_k x_t  (+ or *)  (U_k h_{t-1} + b_k)), the only weights of the cell (the
+  bias on the recurrent branch, where tf.contrib.rnn.NASCell adds it);
+- inner j: a_j = act_j(a_l (+ or *) a_r) over its two children, no weights.
+Memory. "Cell inject" is a combination and an activation that merge c_{t-1} into one node's output,
+a_j <- act_inject(a_j (+ or *) c_{t-1}), used downstream instead of a_j (the inject node's output
+itself when it is the root). "Cell indices" say which node's pre-activation (its combination, before
+its activation and before any inject) becomes c_t, and which node receives c_{t-1}. h_t is the
+root's output.
+
+Decisions, in the order of the paper's Figure 5 (tree index 0, 1, 2, ..., cell inject, cell
+indices): per node in index order its combination then its activation, then the inject's
+combination and activation, then the two cell indices, the node whose pre-activation becomes c_t
+first and the node c_{t-1} is injected into second. 4 * base + 2 numbers in all; the LSTM of the
+paper's appendix (enas.zoo "lstm") and TensorFlow's NASCell ("nascell") are both in the base-8 space.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from ..errors import ArchError
+from . import drawing
+from .base import SearchSpace, register
+from .decisions import Choice
+
+COMBINATIONS = ("add", "elem_mult")                        # paper sec. 3.2
+ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu")      # paper sec. 3.2
+BASES = (2, 4, 8)  # paper: base 8 in its experiments
+ACT_COLORS = {"identity": "#eeeeee", "tanh": "#cfe2f3", "sigmoid": "#fce5cd", "relu": "#d9ead3"}
+INJECT_COLOR = "#c55a11"  # the memory path: c_{t-1} in, c_t out
+
+
+class TreeCell(NamedTuple):
+    """An architecture of `nas_rnn` read as a cell (all Python ints, per node index)."""
+
+    base: int
+    combine: tuple[int, ...]        # [2*base-1]: 0 add, 1 elem_mult
+    act: tuple[int, ...]            # [2*base-1]: 0 identity, 1 tanh, 2 sigmoid, 3 relu
+    children: tuple[tuple[int, int] | None, ...]  # inner node -> (left, right); None for a leaf
+    inject_combine: int
+    inject_act: int
+    c_node: int                     # its pre-activation becomes c_t
+    inject_node: int                # receives c_{t-1}
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.act)
+
+
+def tree_children(base: int) -> tuple[tuple[int, int] | None, ...]:
+    """Per node index, its two children (None for leaves), level by level as in the module docstring."""
+    children: list[tuple[int, int] | None] = [None] * base
+    level_start, width = 0, base
+    while width > 1:
+        nxt = level_start + width
+        children += [(level_start + 2 * k, level_start + 2 * k + 1) for k in range(width // 2)]
+        level_start, width = nxt, width // 2
+    return tuple(children)
+
+
+def _search_paper(task: str) -> SearchConfig:
+    """Weight-sharing search over `nas_rnn`. Zoph & Le trained every child from scratch, so for the
+    shared weights and the controller loop this is the ENAS PTB recipe (Pham et al. 2018, sec. 3.1;
+    the values of enas/config.py `_ptb_search_paper`, copied where Zoph & Le are silent); the
+    space is the paper's: base 8 (Zoph & Le 2017, sec. 4.2). The controller of full NAS
+    (strategy "nas") is set by config.preset itself."""
+    return SearchConfig(
+        space="nas_rnn", space_options={"base": 8}, task=task,
+        epochs=150, batch_size=64, bptt=35, eval_batch_size=64,      # ENAS paper sec. 3.1
+        shared_steps=400, derive_samples=100,                         # ENAS paper; ENAS-pytorch
+        model=ModelConfig(hidden_size=1000,                           # ENAS-pytorch shared_hid
+                          dropout_e=0.25, dropout_x=0.75, dropout_h=0.25, dropout_o=0.75,  # official ptb_search.sh
+                          max_hidden_norm=25.0,                       # ENAS-pytorch max_norm
+                          init_range=0.04),                           # official: U(-0.04, 0.04), H > 400
+        shared=OptimConfig(lr=20.0, grad_clip=0.25, lr_decay=0.96, lr_decay_start=15,
+                           weight_decay=1e-7),                        # ENAS paper sec. 3.1
+        controller=ControllerConfig(hidden_size=100, lr=3.5e-4, adam_beta1=0.0, temperature=5.0,
+                                    tanh_constant=2.5, entropy_weight=1e-4, baseline_decay=0.99,
+                                    num_aggregate=10, steps=200, reward_c=80.0, init_range=0.1),
+        # (the ENAS preset's predecessor shaping, index_distance_penalty and scale_index_input, has
+        # nothing to act on here: every decision of this space is a Choice)
+    )
+
+
+def _train_paper(task: str) -> TrainConfig:
+    """Final training of a `nas_rnn` cell: the official ENAS final recipe (melodyguan/enas
+    scripts/ptb_final.sh, enas/config.py `_ptb_train_paper`). Zoph & Le's own final models (two
+    layers, hidden sized to a parameter budget, sec. 4.2) need a multi-layer LM this package does not
+    build; their optimiser settings are not stated, so the ENAS ones stand in."""
+    return TrainConfig(
+        task=task, epochs=2000, batch_size=64, bptt=35, eval_batch_size=10,
+        model=ModelConfig(hidden_size=748, dropout_e=0.21, dropout_x=0.75, dropout_h=0.25, dropout_o=0.76,
+                          init_range=0.04),
+        optim=OptimConfig(lr=20.0, grad_clip=0.25, lr_decay=0.9991, lr_decay_start=14, lr_min=0.001,
+                          weight_decay=5e-7),
+    )
+
+
+def _search_tiny(task: str) -> SearchConfig:
+    """Seconds on two CPU cores: the enas_rnn tiny sizes and settings (enas/config.py
+    `_ptb_search_tiny`) on a base-4 tree (18 decisions)."""
+    return SearchConfig(
+        space="nas_rnn", space_options={"base": 4}, task=task,
+        epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
+        derive_samples=8, log_every=5,
+        nas_updates=3, child_max_steps=30,  # full NAS / random from scratch: 6 children of 30 steps
+        model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
+                          max_hidden_norm=5.0, init_range=0.1),
+        shared=OptimConfig(lr=5.0, grad_clip=0.25),
+        controller=ControllerConfig(hidden_size=32, adam_beta1=0.0, steps=4, num_aggregate=2,
+                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
+                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
+                                    memory_loss_start_epoch=2, memory_batch=4),
+    )
+
+
+def _train_tiny(task: str) -> TrainConfig:
+    """Seconds: 100 steps at hidden 48 and clip 0.25 (the sizes of enas_rnn's tiny preset), but lr 5,
+    not 20: the tree cell learns faster at it over so few steps (benchmarks/learning_curve.py --final
+    --arch lstm: training loss 6.93 after 100 steps at lr 5 against 8.31 at lr 20)."""
+    return TrainConfig(
+        task=task, epochs=1, batch_size=16, bptt=20, max_steps=100, eval_max_batches=20, log_every=10,
+        model=ModelConfig(hidden_size=48, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25, max_hidden_norm=5.0,
+                          init_range=0.1),
+        optim=OptimConfig(lr=5.0, grad_clip=0.25),
+    )
+
+
+@register
+class NASRNNSpace(SearchSpace):
+    name = "nas_rnn"
+    tasks = ("ptb",)
+    models = "enas.nn.tree_lm"
+    defaults = {"base": 8}  # Zoph & Le 2017, sec. 4.2: base 8
+    presets = {("search", "paper"): _search_paper, ("train", "paper"): _train_paper,
+               ("search", "tiny"): _search_tiny, ("train", "tiny"): _train_tiny}
+
+    def build_decisions(self):
+        base = self.options["base"]
+        if isinstance(base, bool) or base not in BASES:
+            raise ArchError(f"nas_rnn: base must be 2, 4 or 8, got {base!r}")
+        n = 2 * base - 1
+        decisions = []
+        for j in range(n):
+            decisions.append(Choice(f"node{j}.combine", len(COMBINATIONS), COMBINATIONS, group="combine"))
+            decisions.append(Choice(f"node{j}.act", len(ACTIVATIONS), ACTIVATIONS, group="act"))
+        decisions.append(Choice("inject.combine", len(COMBINATIONS), COMBINATIONS, group="combine"))
+        decisions.append(Choice("inject.act", len(ACTIVATIONS), ACTIVATIONS, group="act"))
+        labels = tuple(f"node{j}" for j in range(n))
+        decisions.append(Choice("cell.c_node", n, labels, group="cell_index"))
+        decisions.append(Choice("cell.inject_node", n, labels, group="cell_index"))
+        return decisions
+
+    def infer_options(self, num_tokens: int) -> dict:
+        # 2 (2 base - 1) + 4 = 4 base + 2 numbers; a count that names no whole base is left to fail
+        # as a wrong length, one that names base 3, 5, ... fails in build_decisions.
+        return {"base": (num_tokens - 2) // 4} if num_tokens >= 6 and (num_tokens - 2) % 4 == 0 else {}
+
+    def cell(self, tokens) -> TreeCell:
+        """The architecture as a TreeCell (tokens already validated)."""
+        base = self.options["base"]
+        n = 2 * base - 1
+        t = list(tokens)
+        return TreeCell(base=base, combine=tuple(t[0:2 * n:2]), act=tuple(t[1:2 * n:2]),
+                        children=tree_children(base), inject_combine=t[2 * n], inject_act=t[2 * n + 1],
+                        c_node=t[2 * n + 2], inject_node=t[2 * n + 3])
+
+    # --- drawing --------------------------------------------------------------------------------
+    def _node_label(self, cell: TreeCell, j: int) -> str:
+        op = "+" if cell.combine[j] == 0 else "*"
+        args = "W{0}x {1} (U{0}h+b{0})".format(j, op) if cell.children[j] is None else \
+            "a{} {} a{}".format(cell.children[j][0], op, cell.children[j][1])
+        return f"{ACTIVATIONS[cell.act[j]]}({args})"
+
+    def text(self, tokens) -> str:
+        cell = self.cell(tokens)
+        n = cell.num_nodes
+        width = len(f"node {n - 1}")
+        lines = [f"nas_rnn cell, base {cell.base}: {' '.join(map(str, tokens))}"]
+        for j in range(n):
+            line = f"{f'node {j}':<{width}}  a{j} = {self._node_label(cell, j)}"
+            if j == cell.inject_node:
+                inj = "+" if cell.inject_combine == 0 else "*"
+                line += f";  inject: a{j} = {ACTIVATIONS[cell.inject_act]}(a{j} {inj} c_prev)"
+            if j == cell.c_node:
+                line += ";  c_t = its pre-activation"
+            if j == n - 1:
+                line += ";  h_t = a{}".format(j)
+            lines.append(line)
+        return "\n".join(lines)
+
+    def figure(self, tokens):
+        """The tree bottom-up: leaves (fed by x_t and h_{t-1}) in the bottom row, the root under h_t;
+        each box shows a node's combination and activation; c_{t-1} enters the inject node from the
+        left with the inject's combination and activation, c_t leaves the c_t node to the right."""
+        cell = self.cell(tokens)
+        n, base = cell.num_nodes, cell.base
+        levels = base.bit_length()  # rows of nodes: base 8 -> 4
+        step_x, step_y = 1.3, 1.1
+        pos: dict[int, tuple[float, float]] = {k: (1.4 + step_x * k, 0.5) for k in range(base)}
+        for j in range(base, n):  # an inner node above the middle of its children
+            left, right = cell.children[j]
+            pos[j] = ((pos[left][0] + pos[right][0]) / 2, pos[left][1] + step_y)
+        fig, ax = drawing.inch_axes(2.8 + step_x * base, 0.5 + step_y * levels + 0.3)
+        drawing.caption(fig, f"{self.name} base {base}: {' '.join(map(str, tokens))}")
+        boxes = {}
+        for j in range(n):
+            act = ACTIVATIONS[cell.act[j]]
+            label = f"{j}: {COMBINATIONS[cell.combine[j]]}\n{act}"
+            boxes[j] = drawing.box(ax, *pos[j], label, ACT_COLORS[act], fontsize=8)
+        for j in range(base, n):
+            for k in cell.children[j]:
+                drawing.arrow(ax, boxes[k], boxes[j], (0.5, 1), (0.5, 0))
+        rx, ry = pos[n - 1]
+        h_box = drawing.box(ax, rx, ry + 0.8, "h_t", "#ffffff", fontsize=9)
+        drawing.arrow(ax, boxes[n - 1], h_box, (0.5, 1), (0.5, 0))
+        ix, iy = pos[cell.inject_node]
+        inj = f"c_t-1\n{COMBINATIONS[cell.inject_combine]}, {ACTIVATIONS[cell.inject_act]}"
+        c_in = drawing.box(ax, ix - 0.95, iy + 0.45, inj, "#ffffff", fontsize=7)
+        drawing.arrow(ax, c_in, boxes[cell.inject_node], (1, 0.5), (0, 0.5), color=INJECT_COLOR)
+        cx, cy = pos[cell.c_node]
+        c_out = drawing.box(ax, cx + 0.95, cy + 0.45, "c_t\n(pre-act.)", "#ffffff", fontsize=7)
+        drawing.arrow(ax, boxes[cell.c_node], c_out, (1, 0.5), (0, 0.5), color=INJECT_COLOR)
+        return fig

@@ -1,0 +1,299 @@
+"""The nas_cnn space (Zoph & Le 2017, sec. 3.3 / 4.1) and its networks: tokens, the paper's fix-ups,
+supernet == child, gradients only on the chosen slices, bad input, and learning on Fashion-MNIST."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import enas
+from enas.errors import ArchError, ConfigError
+from enas.nn import nas_cnn as nets
+from enas.spaces import Choice, Subset
+from enas.spaces.nas_cnn import IMAGE
+
+from conftest import SHARED_DATA
+
+F64 = torch.float64
+KW = dict(num_classes=5, image_size=16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny convolutions gain nothing from threads on a shared 2-core machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def images(batch=4, size=16, seed=0):
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def supernet_with_stats(space, steps=4, seed=0):
+    """A float64 supernet whose BN running statistics have moved (train-mode passes on sampled archs)."""
+    torch.manual_seed(seed)
+    net = enas.build_supernet(space, **KW).to(F64).train()
+    with torch.no_grad():
+        for s in range(steps):
+            net(images(seed=100 + s), space.sample(seed=1000 + s))
+    return net
+
+
+def reference_forward(child, x):
+    """The network written out from the child's modules: pad evenly, concatenate, conv, BN, ReLU; the
+    classifier on the average of the padded concatenation of the outputs no later layer reads."""
+    def pad_cat(maps):
+        H, W = max(m.shape[2] for m in maps), max(m.shape[3] for m in maps)
+        return torch.cat([F.pad(m, ((W - m.shape[3]) // 2, (W - m.shape[3] + 1) // 2,
+                                    (H - m.shape[2]) // 2, (H - m.shape[2] + 1) // 2)) for m in maps], 1)
+    outs = []
+    for i, layer in enumerate(child.arch_layers):
+        srcs = [outs[j] for j in layer.inputs] or [x]
+        block = child.layers[i]
+        outs.append(torch.relu(block.bn(block.conv(pad_cat(srcs)))))
+    read = {j for layer in child.arch_layers for j in layer.inputs}
+    heads = [outs[j] for j in range(len(outs)) if j not in read]
+    return child.classifier(pad_cat(heads).mean((2, 3)))
+
+
+# --------------------------------------------------------------------------------------------------
+# the space
+# --------------------------------------------------------------------------------------------------
+def test_tokens_per_layer_are_filter_height_width_count_stride_then_input_bits():
+    space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
+    kinds = [(type(d), d.num_options) for d in space.decisions]
+    assert kinds[:5] == [(Choice, 4), (Choice, 4), (Choice, 4), (Choice, 3), (Subset, 0)]
+    assert kinds[5:10] == [(Choice, 4), (Choice, 4), (Choice, 4), (Choice, 3), (Subset, 1)]
+    assert space.num_tokens == 3 * 4 + 0 + 1 + 2
+    assert [d.anchor for d in space.decisions[:5]] == [False, False, False, True, False]
+    arch = enas.Arch.parse(space, "3 0 1 2  0 1 3 0 1  1 1 0 1 0 1")
+    layers = space.layers(arch.tokens)
+    assert layers[0] == (7, 1, 36, 3, ())
+    assert layers[1] == (1, 3, 64, 1, (0,))
+    assert layers[2] == (3, 3, 24, 2, (1,))
+    assert layers[2].sources == (1,) and layers[0].sources == (IMAGE,)
+    assert space.classifier_inputs(layers) == [2]
+    plain = enas.get_space("nas_cnn")  # NAS v1: strides fixed to 1, no stride token
+    assert plain.num_layers == 6 and plain.num_tokens == 6 * 3 + 15
+    assert all(layer.stride == 1 for layer in plain.layers(plain.sample(seed=0).tokens))
+    for s in (space, plain):
+        a = s.sample(seed=3)
+        assert enas.Arch.parse(s, str(a)) == a
+        assert s.infer_options(s.num_tokens) == dict(s.options)
+
+
+def test_options_and_token_ranges_are_checked():
+    with pytest.raises(ArchError, match="num_layers"):
+        enas.get_space("nas_cnn", num_layers=0)
+    with pytest.raises(ArchError, match="num_layers"):
+        enas.get_space("nas_cnn", num_layers=1000)
+    with pytest.raises(ArchError, match="predict_stride"):
+        enas.get_space("nas_cnn", predict_stride="yes")
+    space = enas.get_space("nas_cnn", num_layers=2, predict_stride=True)
+    with pytest.raises(ArchError, match="layer0.filter_height"):
+        enas.Arch.parse(space, "4 0 0 0  0 0 0 0 1")
+    with pytest.raises(ArchError, match="layer1.stride"):
+        enas.Arch.parse(space, "0 0 0 0  0 0 0 3 1")
+    with pytest.raises(ArchError, match="layer1.inputs"):
+        enas.Arch.parse(space, "0 0 0 0  0 0 0 0 2")
+
+
+def test_text_and_figure_describe_every_layer_and_the_classifier():
+    space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
+    tokens = enas.Arch.parse(space, "3 0 1 2  0 1 3 0 0  1 1 0 1 0 1").tokens
+    text = space.text(tokens)
+    assert "layer 0 = conv 7x1, 36 filters, stride 3  <- image" in text
+    assert "layer 1 = conv 1x3, 64 filters, stride 1  <- image" in text
+    assert "layer 2 = conv 3x3, 24 filters, stride 2  <- layer 1" in text
+    assert "concat(layer 0, layer 2)" in text
+    fig = space.figure(tokens)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert "layer 1\n1x3, 64" in labels and "layer 0\n7x1, 36\nstride 3" in labels
+    assert len(fig.axes[0].patches) + len(fig.axes[0].texts) > 5  # arrows drawn as annotations
+
+
+# --------------------------------------------------------------------------------------------------
+# supernet and child
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("strided", [False, True])
+def test_supernet_equals_child_after_inheritance(strided):
+    space = enas.get_space("nas_cnn", num_layers=4, predict_stride=strided)
+    net = supernet_with_stats(space)
+    x = images(seed=1)
+    for seed in range(4):
+        arch = space.sample(seed=seed)
+        child = enas.build_child(space, arch, **KW).to(F64)
+        enas.inherit_weights(child, net, arch)
+        net.eval(), child.eval()
+        with torch.no_grad():
+            expect = net(x, arch)
+            assert torch.allclose(child(x), expect, rtol=0, atol=1e-10)
+            assert torch.allclose(net(x, arch.tensor()), expect, rtol=0, atol=1e-10)  # a LongTensor arch
+            assert torch.allclose(reference_forward(child, x), expect, rtol=0, atol=1e-10)
+        # in training mode too, and the running statistics move alike
+        net.train(), child.train()
+        with torch.no_grad():
+            assert torch.allclose(child(x), net(x, arch), rtol=0, atol=1e-10)
+        for i, layer in enumerate(space.layers(arch.tokens)):
+            n = layer.filters
+            assert torch.allclose(child.layers[i].bn.running_mean, net.layers[i].bn.running_mean[:n], atol=1e-12)
+            assert child.layers[i].bn.num_batches_tracked == net.layers[i].bn.num_batches_tracked
+
+
+def test_child_holds_only_its_weights_and_final_style_is_the_same_network():
+    space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
+    arch = enas.Arch.parse(space, "1 2 3 0  0 0 0 1 1  3 3 1 0 1 1")  # layer 2 reads layers 0 and 1
+    child = enas.build_child(space, arch, **KW)
+    assert child.layers[0].conv.weight.shape == (64, 3, 3, 5)
+    assert child.layers[1].conv.weight.shape == (24, 64, 1, 1) and child.layers[1].conv.stride == (2, 2)
+    assert child.layers[2].conv.weight.shape == (36, 64 + 24, 7, 7)
+    assert child.classifier.weight.shape == (5, 36)
+    final = enas.build_child(space, arch, style="final", **KW).to(F64)
+    net = supernet_with_stats(space).eval()
+    enas.inherit_weights(final, net, arch)
+    final.eval()
+    x = images(seed=2)
+    with torch.no_grad():
+        assert torch.allclose(final(x), net(x, arch), rtol=0, atol=1e-10)
+
+
+def test_only_the_chosen_slices_get_gradient():
+    space = enas.get_space("nas_cnn", num_layers=4, predict_stride=True)
+    torch.manual_seed(0)
+    net = enas.build_supernet(space, **KW).to(F64).train()
+    for seed in range(3):
+        arch = space.sample(seed=seed)
+        child = enas.build_child(space, arch, **KW)
+        masks = enas.nn.used_mask(net, enas.nn.param_map(child, net))
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(images(seed=seed), arch), torch.arange(4) % 5).backward()
+        used = 0
+        for name, p in net.named_parameters():
+            mask = masks[name]
+            if not mask.any():
+                assert p.grad is None, f"{name} is not in the architecture but got a gradient"
+                continue
+            used += 1
+            assert p.grad is not None, name
+            assert (p.grad[~mask] == 0).all(), f"{name}: gradient outside the chosen slice"
+            assert (p.grad[mask] != 0).float().mean() > 0.95, f"{name}: the chosen slice got no gradient"
+        assert used == 3 * 4 + 2  # per layer one filter size's weight, BN weight and bias; classifier w, b
+
+
+def test_a_layer_without_inputs_reads_the_image():
+    space = enas.get_space("nas_cnn", num_layers=3)
+    arch = enas.Arch.parse(space, "1 1 0  0 0 1 0  1 1 2 1 1")  # layer 1: no input bit set
+    child = enas.build_child(space, arch, **KW).to(F64).eval()
+    assert child.arch_layers[1].sources == (IMAGE,)
+    assert child.layers[1].conv.weight.shape[1] == 3
+    x = images(seed=3)
+    outputs = []
+    child.layers[1].register_forward_hook(lambda m, inp, out: outputs.append(inp[0]))
+    with torch.no_grad():
+        child(x)
+    assert torch.equal(outputs[0], x)
+    net = enas.build_supernet(space, **KW)
+    slices = enas.nn.param_map(child, net)
+    (conv1,) = [s for s in slices if s.child == "layers.1.conv.weight"]
+    assert conv1.index == (slice(0, 36), slice(0, 3))  # the image's channels of layer 1's weight
+
+
+def test_outputs_no_later_layer_reads_go_to_the_classifier():
+    space = enas.get_space("nas_cnn", num_layers=4)
+    # layer 1 reads nothing (the image); layer 2 reads layer 1; layer 3 reads layer 2: layer 0 is unread
+    arch = enas.Arch.parse(space, "0 0 0  1 1 1 0  1 1 2 0 1  1 1 3 0 0 1")
+    child = enas.build_child(space, arch, **KW).to(F64).eval()
+    assert space.classifier_inputs(child.arch_layers) == [0, 3]
+    assert child.classifier.in_features == 24 + 64
+    net = enas.build_supernet(space, **KW)
+    blocks = [s for s in enas.nn.param_map(child, net) if s.child == "classifier.weight"]
+    assert [b.index[1] for b in blocks] == [slice(0, 24), slice(3 * 64, 3 * 64 + 64)]
+    assert [b.child_index[1] for b in blocks] == [slice(0, 24), slice(24, 88)]
+    with torch.no_grad():
+        x = images(seed=4)
+        assert torch.allclose(child(x), reference_forward(child, x), rtol=0, atol=1e-12)
+
+
+def test_inputs_of_different_sizes_are_zero_padded_evenly():
+    small = torch.ones(1, 1, 2, 3)
+    big = torch.full((1, 2, 5, 5), 2.0)
+    out = nets.concat_padded([small, big])
+    assert out.shape == (1, 3, 5, 5)
+    expect = torch.zeros(5, 5)
+    expect[1:3, 1:4] = 1.0  # 3 rows of padding: 1 before, 2 after; 2 columns: 1 and 1
+    assert torch.equal(out[0, 0], expect) and torch.equal(out[0, 1:], big[0])
+    space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
+    # layer 0 stride 1 (16x16), layer 1 stride 3 from layer 0 (6x6), layer 2 reads both: 6x6 padded to 16
+    arch = enas.Arch.parse(space, "1 1 0 0  1 1 0 2 1  0 0 0 0 1 1")
+    assert nets.plan(space.layers(arch.tokens), 3, 16, 16) == [(16, 16), (6, 6), (16, 16)]
+    assert nets.plan(space.layers(arch.tokens), 3, 28, 28)[1] == (10, 10)  # ceil(28 / 3)
+    net = supernet_with_stats(space).eval()
+    child = enas.build_child(space, arch, **KW).to(F64)
+    enas.inherit_weights(child, net, arch)
+    child.eval()
+    with torch.no_grad():
+        x = images(seed=5)
+        assert torch.allclose(child(x), reference_forward(child, x), rtol=0, atol=1e-12)
+        assert torch.allclose(child(x), net(x, arch), rtol=0, atol=1e-10)
+
+
+def test_an_architecture_too_large_for_the_images_is_refused_naming_the_layer():
+    space = enas.get_space("nas_cnn", num_layers=4)
+    wide = enas.Arch.parse(space, "0 0 3  0 0 3 1  0 0 3 0 1  0 0 3 1 1 1")  # layer 3 reads 3 x 64 channels
+    enas.build_child(space, wide, image_size=32)  # fits at 32 x 32
+    with pytest.raises(ArchError, match=r"layer 3 concatenates 192 channels of 256x256"):
+        enas.build_child(space, wide, image_size=256)
+    net = enas.build_supernet(space)
+    with pytest.raises(ArchError, match=r"layer 3 concatenates 192 channels"):
+        net(torch.zeros(1, 3, 256, 256), wide)
+    with pytest.raises(ArchError, match="shape"):
+        net(torch.zeros(1, 3, 8, 8), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ConfigError, match="auxiliary head"):
+        enas.build_supernet(space, aux_head=True)
+    with pytest.raises(ConfigError, match="num_layers"):
+        enas.build_child(space, wide, num_layers=5)
+    with pytest.raises(ConfigError, match="images must be"):
+        net(torch.zeros(1, 1, 8, 8), wide)
+
+
+def test_presets_are_configs_of_this_space():
+    from enas.config import SearchConfig, TrainConfig, validate
+
+    space = enas.get_space("nas_cnn")
+    for (kind, name), make in space.presets.items():
+        cfg = make("fashion_mnist")
+        assert isinstance(cfg, SearchConfig if kind == "search" else TrainConfig)
+        validate(cfg)
+        if kind == "search":
+            assert cfg.space == "nas_cnn" and cfg.controller.anchors == "after"
+            enas.get_space("nas_cnn", **cfg.space_options)
+    paper = space.presets[("search", "paper")]("cifar10")
+    assert (paper.child_epochs, paper.shared.lr, paper.shared.weight_decay, paper.num_valid) == (50, 0.1, 1e-4, 5000)
+
+
+# --------------------------------------------------------------------------------------------------
+# learning on the real data
+# --------------------------------------------------------------------------------------------------
+def test_shared_loss_falls_on_fashion_mnist():
+    """300 shared steps (9,600 images, a fifth of an epoch) on uniformly drawn 3-layer architectures.
+    Every layer has 16 filter-size weights, so each is trained in one step of 16 on average and the
+    loss starts to fall late: measured 2.32 over the first 50 steps, 2.22 over the last 50."""
+    from enas.tasks.image_task import ImageTask
+
+    task = ImageTask("fashion_mnist", str(SHARED_DATA / "fashion-mnist"), torch.device("cpu"), batch_size=32,
+                     eval_batch_size=64, num_valid=500, seed=0)
+    space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
+    torch.manual_seed(0)
+    net = enas.build_supernet(space, **task.model_kwargs(enas.config.ModelConfig())).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    losses = []
+    for step in range(300):
+        loss, _, _ = task.train_loss(net, space.sample(seed=step).tensor())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    first, last = torch.stack(losses[:50]).mean().item(), torch.stack(losses[-50:]).mean().item()
+    assert first > 2.2 and last < first - 0.05, f"shared loss {first:.2f} -> {last:.2f}"
