@@ -100,8 +100,9 @@ class _NasCNN(nn.Module):
                  drop_path: float = 0.0, aux_head: bool = False, style: str = "search"):
         """channels is accepted for the keywords every image network takes and ignored (see module doc)."""
         super().__init__()
-        if getattr(space, "name", None) != "nas_cnn":
-            raise ConfigError(f"the nas_cnn network needs the nas_cnn space, got {getattr(space, 'name', space)!r}")
+        if getattr(space, "models", None) != __name__:  # a space whose registration names this module
+            raise ConfigError(f"the nas_cnn network builds the spaces whose models are {__name__}, "
+                              f"got {getattr(space, 'name', space)!r}")
         for name, v in (("in_channels", in_channels), ("num_classes", num_classes),
                         ("image_size", 1 if image_size is None else image_size)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
