@@ -21,6 +21,16 @@ once (not per step) from the architecture tensor. The child holds only its arch'
 `w_nodes` [N-1, H, 2H]; both run the same cell function, so a child step inside the supernet costs
 what the standalone child costs.
 
+Row-sparse shared updates: of the E stacked edge weights a step reads N-1 (11 of 66 at 12 nodes), yet
+a dense gradient and a dense SGD step with weight decay read and write all E. Once the shared
+optimiser asks for it (enas/optim.py `make_sgd`: plain SGD on one process), the gathered rows' gradient
+is a sparse tensor holding those rows only, and the weight decay owed by the rows a step does not read
+is kept by a `LazyRowDecay` ledger (`w_edges_decay`) instead of being applied to them: the stored
+`w_edges` rows are then "decay pending" and every reader of the weights goes through `edge_weights`
+(what the forward does) or calls `materialize()` first. The arithmetic equals the dense step's (see
+`LazyRowDecay`), and a checkpoint holds the stored rows with the ledger, so a resumed run continues
+with the very same numbers.
+
 Dropout follows the official search recipe (hparams: OFF ptb_search.sh, google-research enas_lm):
 word dropout on embedding rows (dropout_e), variational masks on the cell input x (dropout_x), on
 h_{t-1} and every node's input (dropout_h) and on the output (dropout_o), each drawn once per
@@ -31,10 +41,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from ..arch import Arch
 from ..errors import ArchError, ConfigError
-from ..spaces.enas_rnn import EnasRNNSpace
 from .param_map import ParamSlice
 from .rnn_cell import cell_forward, naive_cell_forward
 
@@ -164,12 +174,156 @@ def arch_tokens(model: RecurrentLM, arch) -> torch.Tensor:
     raise ArchError(f"arch must be an Arch or a LongTensor of tokens, got {type(arch).__name__}")
 
 
+def _row_sq_norms(x: torch.Tensor) -> torch.Tensor:
+    """||x[r]||^2 for every row r of x [n, ...] (at least 2-d), as float64 [n]."""
+    return torch.linalg.vector_norm(x.flatten(1), dim=1, dtype=torch.float64).square()
+
+
+def _per_row(factor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """factor [n] shaped to broadcast over the rows of `like` [n, ...], in like's dtype."""
+    return factor.to(like.dtype).view(-1, *(1,) * (like.dim() - 1))
+
+
+class _GatherRows(torch.autograd.Function):
+    """out [n, ...] = weight[rows] (times factor[n] per row, when given), with a row-sparse gradient.
+
+    The backward returns the gradient of `out` as a sparse COO tensor of weight's shape holding the n
+    gathered rows only (a row gathered twice appears twice; whoever reads it sums them). With a
+    factor it is deliberately the gradient with respect to the scaled (true) rows, not the stored
+    ones: that is what the lazy SGD step (enas/optim.py) applies to the true rows.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, rows, factor):
+        ctx.save_for_backward(rows)
+        ctx.shape = weight.shape
+        out = weight.index_select(0, rows)
+        return out if factor is None else out.mul_(_per_row(factor, out))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (rows,) = ctx.saved_tensors
+        # no validation of the indices: it would read them back to the host
+        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.shape, check_invariants=False)
+        return sparse, None, None
+
+
+class LazyRowDecay(nn.Module):
+    """The weight decay owed by the rows of a stacked weight [E, ...] that recent steps did not read.
+
+    SGD with the decay folded into the gradient (enas/optim.py `guarded_step`) turns a row w that got
+    no gradient at step s into w - lr_s * c_s * wd * w (c_s the step's clip coefficient), i.e.
+    multiplies it by (1 - lr_s c_s wd). Rather than touching all E rows every step, the ledger keeps
+    the sum of the logs of these factors (`log_scale`, 0-d) and, per row, its value when the row was
+    last written (`mark` [E]):
+
+        true row r  =  stored row r * exp(log_scale - mark[r])
+
+    so a row idle for k steps carries prod_s (1 - lr_s c_s wd) when it is next read (logs: no
+    underflow however long the run). The rows a step reads are written back as true values with
+    mark = the new log_scale. `sq_norm` [E] is ||stored row r||^2, so that the idle rows' share of the
+    global gradient norm (their gradient is wd * true row) costs E numbers instead of a pass over the
+    weight. The buffers live in the owner's state_dict: a checkpoint holds the stored rows with their
+    decay pending, and a resumed run repeats the arithmetic of one never interrupted.
+
+    The stored weight must only be written by the optimiser, `load_state_dict`, `materialize` or
+    `reset_parameters`; after writing it otherwise, call `reset(weight)`.
+    """
+
+    def __init__(self, num_rows: int):
+        super().__init__()
+        self.register_buffer("log_scale", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mark", torch.zeros(num_rows, dtype=torch.float64))
+        self.register_buffer("sq_norm", torch.zeros(num_rows, dtype=torch.float64))
+        # Host-side facts, so that no step has to ask the device:
+        self.pending = False  # some row may be behind (set by a decaying step or a load)
+        self._gathers, self._distinct = 0, None  # gathers with grad since the last step; n if distinct
+        self._workspace = None  # [n, ...] reused by the step for the read rows (no fresh pages per step)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self.pending = True
+
+    @torch.no_grad()
+    def reset(self, weight: torch.Tensor) -> None:
+        """Every row of `weight` is current (after it was written whole)."""
+        self.log_scale.zero_()
+        self.mark.zero_()
+        self.sq_norm.copy_(_row_sq_norms(weight))
+        self.pending, self._gathers = False, 0
+
+    def fresh_state(self, weight: torch.Tensor, prefix: str = "") -> dict[str, torch.Tensor]:
+        """The state of a ledger whose rows are all current, for a state_dict saved without one."""
+        zeros = torch.zeros(weight.shape[0], dtype=torch.float64)
+        return {prefix + "log_scale": torch.zeros((), dtype=torch.float64), prefix + "mark": zeros,
+                prefix + "sq_norm": _row_sq_norms(weight.detach()).cpu()}
+
+    def factors(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """exp(log_scale - mark) of `rows` [n] (all rows when None): the decay each still owes, float64."""
+        mark = self.mark if rows is None else self.mark.index_select(0, rows)
+        return torch.exp(self.log_scale - mark)
+
+    def gather(self, weight: torch.Tensor, rows: torch.Tensor, distinct: bool = False) -> torch.Tensor:
+        """The true values of weight[rows] [n, ...], with a row-sparse gradient (`_GatherRows`).
+        `distinct`: the caller knows that no row repeats (it spares the step summing repeats)."""
+        if torch.is_grad_enabled() and weight.requires_grad:
+            self._gathers += 1
+            self._distinct = rows.shape[0] if distinct else None
+        return _GatherRows.apply(weight, rows, self.factors(rows) if self.pending else None)
+
+    def distinct_rows(self, nnz: int) -> bool:
+        """Whether a gradient of `nnz` rows holds each row once: it came from one gather of distinct
+        rows through one backward (a second gather or backward would add places)."""
+        return self._gathers == 1 and self._distinct == nnz
+
+    @torch.no_grad()
+    def read_rows(self, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The stored weight[rows] [n, ...], in a buffer the next call reuses."""
+        n, ws = rows.shape[0], self._workspace
+        if ws is None or ws.shape[0] < n or ws.shape[1:] != weight.shape[1:] or ws.dtype != weight.dtype \
+                or ws.device != weight.device:
+            ws = self._workspace = weight.new_empty(n, *weight.shape[1:])
+        return torch.index_select(weight, 0, rows, out=ws[:n])
+
+    def idle_sq_norm(self, used: torch.Tensor) -> torch.Tensor:
+        """sum of ||true row r||^2 over the rows r not `used` ([E] bool), float64 0-d."""
+        return torch.where(used, 0.0, self.sq_norm * self.factors().square()).sum()
+
+    @torch.no_grad()
+    def commit(self, weight: torch.Tensor, rows: torch.Tensor, new: torch.Tensor, ok: torch.Tensor,
+               log_factor: torch.Tensor) -> None:
+        """Record a step: the read rows [n] now hold the true values `new` [n, ...], and every row
+        owes the step's factor exp(log_factor) (0-d float64). Where not `ok` (0-d bool), `new` must be
+        the stored rows and log_factor 0: then nothing changes, to the bit. A repeated row must come
+        with the same new value at each of its places."""
+        after = self.log_scale + log_factor
+        weight.index_copy_(0, rows, new)
+        self.mark.index_copy_(0, rows, torch.where(ok, after, self.mark.index_select(0, rows)))
+        self.sq_norm.index_copy_(0, rows, torch.where(ok, _row_sq_norms(new), self.sq_norm.index_select(0, rows)))
+        self.log_scale.copy_(after)
+        self.pending, self._gathers = True, 0
+
+    @torch.no_grad()
+    def materialize(self, weight: torch.Tensor) -> None:
+        """Write every row's true value into `weight` (in place); the ledger is then empty. A row with
+        nothing pending is multiplied by exactly 1, so calling this on a current weight changes no bit."""
+        if not self.pending:
+            return
+        factors = self.factors()
+        weight.mul_(_per_row(factors, weight))
+        self.sq_norm.mul_(factors.square())
+        self.mark.copy_(self.log_scale.expand_as(self.mark))
+        self.pending = False
+
+
 class _EnasLM(RecurrentLM):
     """The ENAS cell's shared parts: node 0's weights w_x, w_h0 [H,2H] and the output weights."""
 
     def __init__(self, space, vocab_size: int, hidden_size: int, reference: bool = False, **kw):
-        if not isinstance(space, EnasRNNSpace):
-            raise ConfigError(f"the ENAS recurrent LM needs an enas_rnn space, got {space!r}")
+        if getattr(space, "models", None) != __name__:  # a space whose registration names this module
+            raise ConfigError(f"the ENAS recurrent LM builds the spaces whose models are {__name__}, "
+                              f"not {getattr(space, 'name', space)!r}")
         super().__init__(space, vocab_size, hidden_size, **kw)
         self.num_nodes = N = space.num_nodes
         self.reference = reference
@@ -225,15 +379,65 @@ class RNNSupernet(_EnasLM):
         self.fixed_first_act = space.first_act == "tanh"  # node 0 is tanh (0) and has no token
         self.register_buffer("edge_base", torch.tensor([edge_index(0, i) for i in range(1, N)], dtype=torch.long),
                              persistent=False)
+        # The decay the rows of w_edges still owe (empty until row-sparse updates are turned on).
+        self.w_edges_decay = LazyRowDecay(self.num_edges)
+        self.row_sparse = False  # see use_row_sparse_gradients
+        self.register_load_state_dict_post_hook(RNNSupernet._after_load)
         self.reset_parameters()
 
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self.w_edges_decay.reset(self.w_edges)
+
+    # -- row-sparse updates (module docstring) ----------------------------------------------------
+    def use_row_sparse_gradients(self, on: bool) -> dict:
+        """Turn row-sparse gradients of `w_edges` on or off; returns {w_edges: its LazyRowDecay} when
+        on, for the optimiser that then owns the lazy decay (enas/optim.py `make_sgd`), else {}.
+        Turning it off first writes any pending decay into the weights."""
+        if not on:
+            self.materialize()
+        self.row_sparse = bool(on)
+        return {self.w_edges: self.w_edges_decay} if on else {}
+
+    def materialize(self) -> None:
+        """Apply all pending weight decay to `w_edges` in place, so that it holds the true weights.
+
+        Call it before reading `w_edges` other than through `edge_weights` or a forward (inheritance
+        does, through `param_map`). Between optimiser steps it costs one pass over w_edges, and none
+        when nothing is pending. It changes the stored numbers (not the weights they stand for), so
+        a run that must resume to the bit calls it at the same points on every run."""
+        self.w_edges_decay.materialize(self.w_edges)
+
+    def edge_weights(self, rows: torch.Tensor, distinct: bool = False) -> torch.Tensor:
+        """The true weights of edge rows `rows` [n] long: [n,H,2H]. Their gradient is a sparse tensor
+        of the gathered rows when row-sparse gradients are on, else a dense one. `distinct`: no row
+        repeats in `rows` (the caller knows it; it spares the optimiser summing repeats)."""
+        if self.row_sparse:
+            return self.w_edges_decay.gather(self.w_edges, rows, distinct)
+        # (off, nothing is pending: turning it off and loading a state_dict materialise)
+        return self.w_edges.index_select(0, rows)
+
+    @staticmethod
+    def _after_load(module: "RNNSupernet", incompatible) -> None:
+        if not module.row_sparse:  # only the row-sparse forward reads through the ledger
+            module.materialize()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A state_dict from before the ledger existed holds true rows: it gets an empty ledger.
+        key = prefix + "w_edges_decay."
+        if prefix + "w_edges" in state_dict and key + "log_scale" not in state_dict:
+            state_dict.update(self.w_edges_decay.fresh_state(state_dict[prefix + "w_edges"], key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # -- forward ----------------------------------------------------------------------------------
     def _cell_inputs(self, arch):
         tokens = arch_tokens(self, arch)
         prev = tokens.index_select(0, self.prev_pos)  # [N-1]
         act = tokens.index_select(0, self.act_pos)
         if self.fixed_first_act:
             act = torch.cat([act.new_zeros(1), act])  # [N]
-        w_nodes = self.w_edges.index_select(0, self.edge_base + prev)  # [N-1,H,2H], gathered once
+        # node i reads an edge e(j, i), j < i: the rows of distinct nodes lie in disjoint ranges
+        w_nodes = self.edge_weights(self.edge_base + prev, distinct=True)  # [N-1,H,2H], gathered once
         if self.space.output == "all":
             loose = self.all_nodes.to(self.w_h0.dtype)
         else:  # loose ends: nodes that no node reads, found by a scatter (no host sync)
@@ -246,6 +450,7 @@ class RNNSupernet(_EnasLM):
     def _naive_inputs(self, arch):
         tokens = arch.tokens if isinstance(arch, Arch) else tuple(arch_tokens(self, arch).tolist())
         prev, act = self.space.cell(tokens)
+        self.materialize()  # the reference reads the stored rows themselves
         w_nodes = [self.w_edges[edge_index(prev[i], i)] for i in range(1, self.num_nodes)]
         return w_nodes, prev, act, self.space.loose_ends(tokens)
 
@@ -298,7 +503,9 @@ def child(space, arch, **kw) -> RNNChild:
 
 def param_map(child_net: RNNChild, supernet_net: RNNSupernet) -> list[ParamSlice]:
     """Every child tensor's place in the supernet: the shared parts as they are, and node i's weights
-    `w_nodes[i-1]` as the row of edge (prev(i) -> i) of `w_edges`."""
+    `w_nodes[i-1]` as the row of edge (prev(i) -> i) of `w_edges`. The slices are read from the
+    supernet's state_dict, so its pending weight decay is applied first."""
+    supernet_net.materialize()
     if (child_net.decoder_bias is None) != (supernet_net.decoder_bias is None):
         raise ConfigError("supernet and child differ in decoder_bias")
     shared = ["embedding.weight", "w_x", "w_h0"] + (["decoder_bias"] if child_net.decoder_bias is not None else [])

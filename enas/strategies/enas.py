@@ -189,7 +189,7 @@ class EnasSearch:
         self.controller.train()
         sample = self.controller.sample(c.num_aggregate)               # tokens [n, L], log_prob [n]
         batch = self.task.next_reward_batch()
-        metric = torch.stack([self.task.score(self.supernet, t, batch) for t in sample.tokens])  # [n]
+        metric = self.task.score_many(self.supernet, sample.tokens, batch)  # [n], one forward for all n
         extra, memory_scalars = None, {}
         if self.memory is not None:
             memory_scalars["controller/memory_size"] = len(self.memory)

@@ -87,6 +87,13 @@ class ImageTask:
         model.train(was_training)
         return (logits.argmax(-1) == y).float().mean()
 
+    @torch.no_grad()
+    def score_many(self, model: nn.Module, tokens: torch.Tensor, batch) -> torch.Tensor:
+        """`score` of every architecture of `tokens` [n, L] on one batch: accuracies [n]. The CNN
+        supernets run only each architecture's ops, so there is nothing to share between
+        architectures: one forward per architecture."""
+        return torch.stack([self.score(model, t, batch) for t in tokens])
+
     def reward(self, acc: torch.Tensor) -> torch.Tensor:
         """ENAS CIFAR-10: the reward is the validation accuracy itself."""
         return acc

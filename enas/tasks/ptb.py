@@ -27,6 +27,8 @@ from torch import nn
 
 from .download import download, read_data
 from ..errors import ConfigError, DataError
+from ..nn.rnn_batched import mean_cross_entropy
+from ..nn.rnn_lm import RNNSupernet
 
 SPLITS = ("train", "valid", "test")
 FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
@@ -263,6 +265,18 @@ class PTBTask:
         model.train(was_training)
         ppl = torch.exp(F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)))
         return torch.where(ppl.isnan(), math.inf, ppl)  # a diverged arch: inf (exp overflows to inf by itself)
+
+    @torch.no_grad()
+    def score_many(self, model: nn.Module, tokens: torch.Tensor, batch) -> torch.Tensor:
+        """`score` of every architecture of `tokens` [n, L] on one batch: perplexities [n].
+
+        The ENAS cell's supernet runs all n in one forward (enas/nn/rnn_batched.py: the recurrence
+        with batch n x B); any other model is scored one architecture at a time."""
+        if not isinstance(model, RNNSupernet):
+            return torch.stack([self.score(model, t, batch) for t in tokens])
+        x, y = batch
+        ppl = torch.exp(mean_cross_entropy(model, tokens, x, y))  # [n]
+        return torch.where(ppl.isnan(), math.inf, ppl)  # as `score`: a diverged arch is inf
 
     def reward(self, ppl: torch.Tensor) -> torch.Tensor:
         """ENAS: reward = c / valid_ppl (c = 80 in the official code and ENAS-pytorch); a diverged
