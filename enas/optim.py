@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import OptimConfig
+from .nn.row_decay import per_row
 
 
 def make_sgd(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
@@ -145,7 +146,7 @@ class _RowSparseGradient:
         self.stored = ledger.read_rows(p, rows)  # [n, ...]
         self.factors = ledger.factors(rows)  # [n] float64: true row = stored * factor
         # as the dense step: grad + wd * w, with w the true row
-        values.addcmul_(self.stored, _per_row(self.factors * weight_decay, values))
+        values.addcmul_(self.stored, per_row(self.factors * weight_decay, values))
         row_sq = torch.linalg.vector_norm(values.flatten(1), dim=1).double().square()  # [n]
         if lead is not None:
             row_sq = torch.where(lead, row_sq, 0.0)  # each row once
@@ -160,15 +161,10 @@ class _RowSparseGradient:
         g = self.values
         g.mul_(coef.to(g.dtype))
         torch.where(ok, g, torch.zeros((), dtype=g.dtype, device=g.device), out=g)
-        new = self.stored.mul_(_per_row(torch.where(ok, self.factors, 1.0), g)).add_(g, alpha=-lr)
+        new = self.stored.mul_(per_row(torch.where(ok, self.factors, 1.0), g)).add_(g, alpha=-lr)
         log_factor = torch.where(ok, torch.log1p(-lr * weight_decay * coef), 0.0)
         self.ledger.commit(self.p, self.rows, new, ok, log_factor)
         self.p.grad = None  # used up; torch's step must not apply it again
-
-
-def _per_row(factor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """factor [n] shaped to broadcast over the rows of `like` [n, ...], in like's dtype."""
-    return factor.to(like.dtype).view(-1, *(1,) * (like.dim() - 1))
 
 
 def _lazy_step(optimizer, loss, cfg: OptimConfig, dense, lazy: dict) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Row-sparse shared updates of the recurrent supernet (enas/optim.py, enas/nn/rnn_lm.py LazyRowDecay):
+"""Row-sparse shared updates of the recurrent supernet (enas/optim.py, enas/nn/row_decay.py LazyRowDecay):
 the same numbers as the dense SGD step, a skipped step that changes no bit, the dense fallback, and
 state that survives a state_dict round trip."""
 import random
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import enas
 from enas.config import OptimConfig
-from enas.nn.rnn_lm import LazyRowDecay
+from enas.nn.row_decay import LazyRowDecay
 from enas.optim import guarded_step, make_sgd, set_lr
 
 V, H, T, B = 29, 5, 6, 4

@@ -5,9 +5,8 @@ derive scores its candidates on one batch too. Run one at a time, each architect
 per-op overheads over the N x T small matmuls of the recurrence; here all n run together:
 
 - the edge weights of all n cells are gathered once into [N-1, n, H, 2H] (node-major, so node i's
-  weights of every architecture are one contiguous [n, H, 2H] block), after the supernet's pending
-  weight decay has been written into `w_edges` (`materialize`), so the weights are the ones a single
-  forward reads;
+  weights of every architecture are one contiguous [n, H, 2H] block) through the supernet's
+  `edge_weights`, so they are the true weights a single forward reads, pending weight decay included;
 - the input projection x W_x [T, B, 2H] does not depend on the architecture: computed once, shared;
 - the recurrence runs with batch n x B: one bmm per node and step; a node's input (its predecessor's
   state) and its activation are picked per architecture by index_select over precomputed flat
@@ -135,15 +134,13 @@ def mean_cross_entropy(model, tokens: torch.Tensor, x: torch.Tensor, y: torch.Te
         raise ArchError(f"tokens must be a LongTensor [n, {space.num_tokens}], got {got}")
     if x.dim() != 2 or x.shape != y.shape:
         raise ConfigError(f"x and y must both be [T, B], got {tuple(x.shape)} and {tuple(y.shape)}")
-    materialize = getattr(model, "materialize", None)
-    if materialize is not None:  # the stored edge rows may still owe weight decay
-        materialize()
     W = model.embedding.weight
     tokens = tokens.to(W.device, torch.long)
     n, (T, B) = tokens.shape[0], x.shape
     N, H = model.num_nodes, model.hidden_size
     rows, prev, act, out_w = decode(model, tokens)
-    w_nodes = model.w_edges.index_select(0, rows.reshape(-1)).view(N - 1, n, H, 2 * H)
+    # the true rows (a row's pending weight decay applied on the gathered copy, the stored rows untouched)
+    w_nodes = model.edge_weights(rows.reshape(-1)).view(N - 1, n, H, 2 * H)
     xproj = torch.matmul(F.embedding(x, W), model.w_x)  # [T, B, 2H], the same for every cell
     Y = recurrence(model, xproj, w_nodes, prev, act, out_w)  # [n, T, B, H]
     targets = y.reshape(1, T * B).expand(n, T * B).reshape(-1)  # [n*T*B], cell-major as Y
