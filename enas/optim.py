@@ -21,16 +21,17 @@ from .config import OptimConfig
 from .nn.row_decay import per_row
 
 
-def make_sgd(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
+def make_sgd(model: nn.Module, cfg: OptimConfig, row_sparse: bool = True) -> torch.optim.SGD:
     """torch SGD over model's parameters. Weight decay is folded into the gradient by `guarded_step`,
-    so a skipped step changes nothing. With plain SGD (momentum 0) on one process, every submodule
-    offering `use_row_sparse_gradients(on)` is turned to row-sparse gradients, and the optimiser keeps
+    so a skipped step changes nothing. With plain SGD (momentum 0) on one process, and unless
+    `row_sparse` is False (a step replayed as a CUDA graph), every submodule offering
+    `use_row_sparse_gradients(on)` is turned to row-sparse gradients, and the optimiser keeps
     the ledgers it returns (`optimizer.lazy_decay`: parameter -> LazyRowDecay) for `guarded_step`;
     otherwise such modules are turned off (dense). Data-parallel training all-reduces dense gradients."""
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov and cfg.momentum > 0)
-    row_sparse = cfg.momentum == 0 and not (dist.is_available() and dist.is_initialized()
-                                            and dist.get_world_size() > 1)
+    row_sparse = row_sparse and cfg.momentum == 0 and not (dist.is_available() and dist.is_initialized()
+                                                           and dist.get_world_size() > 1)
     optimizer.lazy_decay = {}
     for module in model.modules():
         switch = getattr(module, "use_row_sparse_gradients", None)

@@ -59,7 +59,19 @@ def decode(model, tokens: torch.Tensor):
 def recurrence(model, xproj: torch.Tensor, w_nodes: torch.Tensor, prev: torch.Tensor, act: torch.Tensor,
                 out_w: torch.Tensor) -> torch.Tensor:
     """Eval-mode cell of n architectures from a zero state. xproj [T, B, 2H] (shared by all cells),
-    w_nodes [N-1, n, H, 2H], prev [n, N-1], act [n, N], out_w [n, N] -> outputs Y [n, T, B, H]."""
+    w_nodes [N-1, n, H, 2H], prev [n, N-1], act [n, N], out_w [n, N] -> outputs Y [n, T, B, H], in
+    xproj's dtype (the kernels write into preallocated buffers; under autocast every input is cast to
+    the autocast dtype first, as the single cell does)."""
+    device = xproj.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        with torch.autocast(device, enabled=False):
+            return _recurrence(model, xproj.to(dtype), w_nodes.to(dtype), prev, act, out_w.to(dtype),
+                               model.w_h0.to(dtype))
+    return _recurrence(model, xproj, w_nodes, prev, act, out_w, model.w_h0)
+
+
+def _recurrence(model, xproj, w_nodes, prev, act, out_w, w_h0) -> torch.Tensor:
     T, B, H2 = xproj.shape
     H, (n, N) = H2 // 2, act.shape
     arange = torch.arange(n, device=act.device)
@@ -71,7 +83,6 @@ def recurrence(model, xproj: torch.Tensor, w_nodes: torch.Tensor, prev: torch.Te
     act_i = list(act_rows.unbind(0))
     w_i = [None] + list(w_nodes.unbind(0))  # [n, H, 2H] each
     max_norm = model.max_hidden_norm
-    w_h0 = model.w_h0
 
     Y = xproj.new_empty(n, T, B, H)
     S = xproj.new_empty(n, N, B, H)  # node states of the current step
@@ -115,7 +126,7 @@ def decoder_losses(model, Y: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     W, bias = model.embedding.weight, model.decoder_bias
     elements = CPU_DECODER_CHUNK_ELEMENTS if W.device.type == "cpu" else DEVICE_DECODER_CHUNK_ELEMENTS
     rows = max(1, elements // W.shape[0])
-    losses = Y.new_empty(Y.shape[0])
+    losses = Y.new_empty(Y.shape[0], dtype=torch.promote_types(Y.dtype, torch.float32))  # bf16 Y: float32 losses
     for start in range(0, Y.shape[0], rows):
         stop = start + rows
         logits = F.linear(Y[start:stop], W, bias)  # [rows, V]

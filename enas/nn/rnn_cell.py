@@ -186,7 +186,17 @@ def cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h=None, max_no
     xproj [T,B,2H] = x W_x for all steps; h0 [B,H]; w_h0 [H,2H]; w_nodes [N-1,H,2H] (the chosen
     edges' weights, node order); prev [N-1] long; act [N] long; out_w [N] output weights;
     mask_h [B,H] variational hidden mask or None; max_norm float or None.
+
+    Under autocast the whole cell runs in the autocast dtype (bf16): its kernels write into
+    preallocated buffers, which autocast does not convert, so the inputs are cast here once.
     """
+    device = xproj.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        xproj, h0, w_h0, w_nodes, out_w = (t.to(dtype) for t in (xproj, h0, w_h0, w_nodes, out_w))
+        mask_h = None if mask_h is None else mask_h.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
     if torch.is_grad_enabled() and any(
             x.requires_grad for x in (xproj, h0, w_h0, w_nodes)):
         return _EnasCell.apply(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)

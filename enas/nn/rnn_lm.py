@@ -224,6 +224,8 @@ class _EnasLM(RecurrentLM):
 class RNNSupernet(_EnasLM):
     """Shared weights of every cell of an `enas_rnn` space: `supernet(tokens, hidden, arch)`."""
 
+    device_arch = True  # the architecture is only indexed with on the device: one graph serves every arch
+
     def __init__(self, space, vocab_size: int, hidden_size: int, **kw):
         super().__init__(space, vocab_size, hidden_size, **kw)
         N, H = self.num_nodes, hidden_size
