@@ -174,9 +174,10 @@ class EnasSearch:
 
     def _next_shared_arch(self):
         """The architecture of this shared step: a row of the window drawn at the window's first step
-        (up to log_every steps, at most MAX_WINDOW, within the phase), so that the controller's sampling launches are paid
-        once per window. A supernet that reads its architecture on the device gets the row [L]; one
-        that decides in Python which ops run gets an Arch, the window read to the host at once."""
+        (up to log_every steps, at most MAX_WINDOW, within the phase), so that the controller's
+        sampling launches are paid once per window. A supernet that reads its architecture on the
+        device gets the row [L]; one that decides in Python which ops run gets an Arch, the window
+        read to the host at once."""
         if self._arch_pos >= len(self._arch_window):
             n = max(1, min(self.cfg.log_every, self.shared_steps - self.step, MAX_WINDOW))
             self._arch_window, self._arch_pos = self.shared_archs(n), 0  # [n, L] on the device
