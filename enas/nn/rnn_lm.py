@@ -323,11 +323,7 @@ class RNNChild(_EnasLM):
 
     def __init__(self, space, arch, vocab_size: int, hidden_size: int, **kw):
         super().__init__(space, vocab_size, hidden_size, **kw)
-        if not isinstance(arch, Arch):
-            arch = Arch(space, tuple(int(t) for t in arch))
-        if arch.space != space:
-            raise ArchError(f"architecture of {arch.space!r} given for {space!r}")
-        self.arch = arch
+        self.arch = arch = Arch.of(space, arch)
         N, H = self.num_nodes, hidden_size
         self.w_nodes = nn.Parameter(torch.empty(N - 1, H, 2 * H))  # node i reads w_nodes[i-1]
         prev, act = space.cell(arch.tokens)
