@@ -5,6 +5,10 @@ For N=12 nodes, batch 64, BPTT 35, vocabulary 10000 (tied embedding), at hidden 
   for the fast path, the naive reference (same module, `reference=True`) and a "plain" baseline:
   one nn.Linear per edge (a ModuleDict of N(N-1)/2 Linear(H, 2H)) walked in Python per time step;
 - reward evaluation: eval-mode forward of one 35 x 64 validation batch per arch, no grad, archs/s;
+- reward evaluation of one controller update (10 architectures, the paper's batch): the batched path
+  (enas/nn/rnn_batched.py: all 10 cells in one forward with batch 10 x 64) against the plain
+  baseline and the fast path run once per architecture, interleaved; and where the batched path's
+  time goes (edge gather, recurrence, decoder);
 - supernet step / standalone child step (inherited weights) for the same arch.
 
 For the NAS tree cell (`nas_rnn`, base 8): supernet step / standalone child step for the same
@@ -27,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import enas
+from enas.nn import rnn_batched
 from enas.nn.rnn_lm import default_init_range
 
 V, B, T, N = 10000, 64, 35, 12
@@ -113,7 +118,60 @@ def reward(model, call, data, arch):
     return float(80.0 / ppl)  # read on the host, as the controller does
 
 
-def bench(H, rounds, eval_rounds, ratio_rounds, seed=0):
+@torch.no_grad()
+def batched_rewards(model, data, tokens):
+    """Rewards [n] of the architectures `tokens` [n, L] in one forward, read on the host."""
+    x, y = data
+    ppl = torch.exp(rnn_batched.mean_cross_entropy(model, tokens, x, y))
+    return (80.0 / ppl).tolist()
+
+
+@torch.no_grad()
+def batched_parts(model, data, tokens):
+    """Seconds of the batched path's parts: gather (decode + edge weights + input projection),
+    recurrence, decoder (logits and cross-entropy in chunks)."""
+    x, y = data
+    n, (Tn, Bn), H = tokens.shape[0], x.shape, model.hidden_size
+    t0 = time.perf_counter()
+    rows, prev, act, out_w = rnn_batched.decode(model, tokens)
+    w_nodes = model.w_edges.index_select(0, rows.reshape(-1)).view(N - 1, n, H, 2 * H)
+    xproj = torch.matmul(F.embedding(x, model.embedding.weight), model.w_x)
+    t1 = time.perf_counter()
+    Y = rnn_batched.recurrence(model, xproj, w_nodes, prev, act, out_w)
+    t2 = time.perf_counter()
+    targets = y.reshape(1, -1).expand(n, -1).reshape(-1)
+    rnn_batched.decoder_losses(model, Y.view(-1, H), targets).view(n, -1).mean(1).tolist()
+    return {"gather": t1 - t0, "recurrence": t2 - t1, "decoder": time.perf_counter() - t2}
+
+
+def bench_update(fast, plain, space, data, rng, rounds, n=10):
+    """Seconds per update of n rewards (median over rounds): batched, fast one by one, plain one by one;
+    and the batched path's parts (median). The three are interleaved round by round."""
+    sup_call = lambda m, x, a: m(x, None, a)  # noqa: E731
+    impls = {
+        "batched": lambda archs, toks: batched_rewards(fast, data, toks),
+        "fast": lambda archs, toks: [reward(fast, sup_call, data, a) for a in archs],
+        "plain": lambda archs, toks: [reward(plain, sup_call, data, a) for a in archs],
+    }
+    fast.eval()
+    plain.eval()
+    times, parts = {k: [] for k in impls}, []
+    warm = [space.sample(rng=rng) for _ in range(2)]  # a short warm-up: first-call allocations
+    for f in impls.values():
+        f(warm, torch.tensor([a.tokens for a in warm]))
+    for _ in range(rounds):
+        archs = [space.sample(rng=rng) for _ in range(n)]
+        toks = torch.tensor([a.tokens for a in archs])  # [n, L], what the controller hands over
+        for k, f in impls.items():
+            times[k].append(timed(f, archs, toks))
+        parts.append(batched_parts(fast, data, toks))
+    fast.train()
+    plain.train()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return med, {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+
+
+def bench(H, rounds, eval_rounds, ratio_rounds, update_rounds, seed=0):
     """Implementations are interleaved step by step, so a busy machine slows them alike."""
     torch.manual_seed(seed)
     space = enas.get_space("enas_rnn", num_nodes=N)
@@ -145,6 +203,7 @@ def bench(H, rounds, eval_rounds, ratio_rounds, seed=0):
     for m in models.values():
         m.train()
     rows = {k: (T * B / statistics.median(step_t[k]), 1.0 / statistics.median(eval_t[k])) for k in models}
+    update = bench_update(fast, plain, space, data, rng, update_rounds)
 
     # supernet vs standalone child, same arch, alternating single steps
     arch = space.sample(rng=rng)
@@ -158,7 +217,7 @@ def bench(H, rounds, eval_rounds, ratio_rounds, seed=0):
             s_t.append(ds)
             c_t.append(dc)
     ratio = statistics.median(s_t) / statistics.median(c_t)
-    return rows, ratio, T * B / statistics.median(c_t)
+    return rows, ratio, T * B / statistics.median(c_t), update
 
 
 def bench_tree(H, ratio_rounds, seed=0):
@@ -207,14 +266,20 @@ def main():
         rounds = (1 if args.quick else 3) if big else (2 if args.quick else 8)
         evals = (2 if args.quick else 4) if big else (3 if args.quick else 12)
         ratio_rounds = (2 if args.quick else 4) if big else (3 if args.quick else 10)
+        update_rounds = (1 if args.quick else 3) if big else (3 if args.quick else 7)
         t0 = time.perf_counter()
-        rows, ratio, child_tps = bench(H, rounds, evals, ratio_rounds)
+        rows, ratio, child_tps, (update, parts) = bench(H, rounds, evals, ratio_rounds, update_rounds)
         for name, (tps, aps) in rows.items():
             print(f"{H:>5} {name:>6} {tps:>11.0f} {aps:>15.2f}")
         f, nv, pl = rows["fast"], rows["naive"], rows["plain"]
         print(f"{H:>5} ratios: step fast/naive {f[0] / nv[0]:.2f}x, fast/plain {f[0] / pl[0]:.2f}x; "
               f"reward fast/naive {f[1] / nv[1]:.2f}x, fast/plain {f[1] / pl[1]:.2f}x")
         print(f"{H:>5} supernet step / child step (same arch) = {ratio:.3f}  (child {child_tps:.0f} tok/s)")
+        bt, ft, pt = update["batched"], update["fast"], update["plain"]
+        print(f"{H:>5} reward evaluation of one update (10 archs): batched {bt:.2f} s, fast one by one "
+              f"{ft:.2f} s, plain one by one {pt:.2f} s; batched vs plain {pt / bt:.2f}x, vs fast {ft / bt:.2f}x")
+        print(f"{H:>5} batched parts: " + ", ".join(f"{k} {v:.2f} s ({v / sum(parts.values()):.0%})"
+                                                  for k, v in parts.items()))
         print(f"{H:>5} ({time.perf_counter() - t0:.0f} s)")
 
 

@@ -40,6 +40,16 @@ class Arch:
                 raise ArchError(f"{space.name}: position {pos} is {w!r}, not an integer") from None
         return cls(space, tuple(tokens))
 
+    @classmethod
+    def of(cls, space: SearchSpace, arch) -> "Arch":
+        """`arch` (an Arch, or a sequence or LongTensor of tokens) as an Arch of `space`; an Arch of
+        another space is an ArchError."""
+        if not isinstance(arch, Arch):
+            arch = cls(space, tuple(int(t) for t in arch))
+        if arch.space != space:
+            raise ArchError(f"architecture of {arch.space!r} given for {space!r}")
+        return arch
+
     def tensor(self, device: torch.device | str | None = None) -> torch.Tensor:
         """The tokens as a LongTensor [num_tokens], the form the supernets read."""
         return torch.tensor(self.tokens, dtype=torch.long, device=device)

@@ -123,6 +123,10 @@ class SearchConfig:
     ray_address: str = ""         # ray: "" starts a local instance, "auto" joins `ray start`
     cpus_per_child: float = 1.0
     gpus_per_child: float = 0.0
+    # GPU: the shared step and the reward evaluation of a supernet that reads its architecture on the
+    # device (enas_rnn) are replayed as CUDA graphs (enas/cuda_graph.py); off = run them eagerly
+    cuda_graphs: bool = True
+    bf16: bool = False            # bf16 autocast of the supernet's forwards (search; the loss stays float32)
     model: ModelConfig = field(default_factory=ModelConfig)
     shared: OptimConfig = field(default_factory=OptimConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)

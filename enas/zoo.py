@@ -48,8 +48,9 @@ _ZOO: dict[str, tuple[str, dict, str, str]] = {
     # nas_rnn arcs: per node 0..14 (combination, activation), then the inject's (combination,
     # activation), then the cell indices (c_t node, inject node); combination 0 add, 1 elem_mult;
     # activation 0 identity, 1 tanh, 2 sigmoid, 3 relu (enas/spaces/nas_rnn.py).
-    # The LSTM (Hochreiter & Schmidhuber 1997, with torch.nn.LSTM's equations) in the base-8 tree: leaves i = sigmoid (0), g = tanh (1), f = sigmoid (2),
-    # o = sigmoid (4), the other leaves identity sums that lstm_leaf_weights sets to 0; node 8 = i*g,
+    # The LSTM (Hochreiter & Schmidhuber 1997, with torch.nn.LSTM's equations) in the base-8 tree:
+    # leaves i = sigmoid (0), g = tanh (1), f = sigmoid (2), o = sigmoid (4), the other leaves
+    # identity sums that lstm_leaf_weights sets to 0; node 8 = i*g,
     # node 9 = f, injected as f*c_{t-1}; node 12 = i*g + f*c_{t-1} is c_t and tanh(c_t) its output;
     # node 13 = o; the root h_t = tanh(c_t) * o.
     "lstm": ("nas_rnn", {"base": 8},

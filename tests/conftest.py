@@ -1,9 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# the real data sets (PTB, Fashion-MNIST): ../shared/data beside the checkout, or $ENAS_TEST_DATA
+SHARED_DATA = Path(os.environ.get("ENAS_TEST_DATA") or ROOT.parent / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +16,6 @@ def ptb_dir() -> Path:
     return path
 
 
-import os
 import subprocess
 import sys
 import time

@@ -138,11 +138,14 @@ def test_diverged_children_of_full_nas_get_reward_0_and_no_nan(ptb_dir, tmp_path
 
 def test_a_shared_loss_that_stays_non_finite_stops_after_saving(ptb_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    # weights of 1e30 overflow the logits: every shared step's loss is NaN
-    _fails(capsys, _search(ptb_dir, run, *ENAS, "--set", "model.init_range=1e30", "--quiet"),
-           "error: the shared loss is not finite since step 1", "lower shared.lr", "--resume")
+    # weights of 1e30 overflow the cell: the steps' losses or gradients are not finite (a cell whose
+    # nodes all saturate to 0 or 1 can keep a finite output, so a window may hold a step that counts)
+    error = _fails(capsys, _search(ptb_dir, run, *ENAS, "--set", "model.init_range=1e30", "--quiet"),
+                   "error: the shared loss is not finite since step ", "lower shared.lr", "--resume")
+    first = int(error.split("since step ")[1].split()[0])
     state = _state(run)
-    assert state["shared_step"] == 2 and int(state["skipped"]) == 2  # the first log window, all skipped
+    # it stopped at the end of that log window (log_every 2), every step of which was skipped
+    assert first % 2 == 1 and state["shared_step"] == first + 1 and int(state["skipped"]) >= 2
     assert all(torch.isfinite(v).all() for v in state["supernet"].values()), "no non-finite step was applied"
 
 

@@ -175,3 +175,16 @@ def test_clipped_state_stays_finite_with_zero_rows():
     logits.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in child.parameters())
     assert state.view(B, 2, H).norm(dim=2).max() <= 0.5 + 1e-6
+
+
+def test_the_state_clip_scale_is_a_constant_to_the_backward():
+    """As in the ENAS cell: a clipped row's gradient keeps its radial part, 2 * scale^2 * v for the
+    squared norm (the exact gradient of the clipped row's squared norm would be 0)."""
+    from enas.nn.tree_cell import _clip_rows
+
+    v = (10 * torch.randn(4, 6, dtype=torch.float64)).requires_grad_()
+    clipped = _clip_rows(v, 1.0)
+    assert torch.allclose(clipped.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    (clipped ** 2).sum().backward()
+    scale = 1.0 / v.detach().norm(dim=1, keepdim=True)
+    assert torch.allclose(v.grad, 2 * scale ** 2 * v.detach(), atol=1e-14)

@@ -90,6 +90,31 @@ def test_cell_functions_agree_directly_with_clipping_active():
     assert fast.norm(dim=-1).max() <= 0.3 + 1e-12
 
 
+def test_the_hidden_clip_scale_is_a_constant_to_the_backward():
+    """With every output row clipped, a loss of the rows' squared norms is constant in the weights, so its
+    exact gradient is 0; treating the scale as a constant (ENAS-pytorch) leaves the radial part that pulls
+    a grown state back: 2 * scale^2 * y per row. Fast and naive cells both do so, and agree."""
+    space = enas.get_space("enas_rnn", num_nodes=5)
+    sup = _supernet(space, max_hidden_norm=1e-3)
+    arch = space.sample(seed=2)
+    x = torch.randn(T, B, 2 * H, dtype=torch.float64)
+    h = torch.randn(B, H, dtype=torch.float64)
+    grads = []
+    for fast in (True, False):
+        sup.zero_grad(set_to_none=True)
+        if fast:
+            w_nodes, prev, act, out_w = sup._cell_inputs(arch)
+            Y = enas.nn.cell_forward(x, h, sup.w_h0, w_nodes, prev, act, out_w, max_norm=1e-3)
+        else:
+            w_list, p, a, loose = sup._naive_inputs(arch)
+            Y = naive_cell_forward(x, h, sup.w_h0, w_list, p, a, loose, max_norm=1e-3)
+        assert torch.allclose(Y.norm(dim=-1), torch.full((T, B), 1e-3, dtype=torch.float64))  # all clipped
+        (Y ** 2).sum().backward()
+        grads.append(sup.w_h0.grad.clone())
+    assert grads[0].norm() > 1e-9
+    assert torch.allclose(grads[0], grads[1], atol=1e-14, rtol=1e-8)
+
+
 def test_loose_end_weights_match_space():
     space = enas.get_space("enas_rnn", num_nodes=8)
     sup = _supernet(space)

@@ -95,15 +95,15 @@ def test_ctrl_c_saves_and_resume_finishes(ptb_dir, tmp_path):
 
 def test_non_finite_loss_is_skipped_and_counted(tiny_search_cfg, tmp_path, monkeypatch):
     search = EnasSearch.start(tiny_search_cfg, tmp_path / "run", progress=False)
-    real = search.task.train_loss
+    real = search.task.train_forward
     calls = {"n": 0}
 
-    def poisoned(model, arch=None):
-        loss, n, correct = real(model, arch)
+    def poisoned(model, arch, x, y, hidden):
+        loss, hidden = real(model, arch, x, y, hidden)
         calls["n"] += 1
-        return (loss * float("nan") if calls["n"] in (2, 3) else loss), n, correct
+        return (loss * float("nan") if calls["n"] in (2, 3) else loss), hidden
 
-    monkeypatch.setattr(search.task, "train_loss", poisoned)
+    monkeypatch.setattr(search.task, "train_forward", poisoned)
     search.run(max_units=1)
     before = {k: v.clone() for k, v in search.supernet.state_dict().items()}
     search.run(max_units=2)  # both poisoned steps

@@ -193,15 +193,6 @@ def micro_op(name: str, c: int, stride: int, batch_stats: bool) -> nn.Module:
 # --------------------------------------------------------------------------------------------------
 # reading the architecture argument of the image networks
 # --------------------------------------------------------------------------------------------------
-def as_arch(space, arch) -> Arch:
-    """`arch` (an Arch or a token sequence) as an Arch of `space`."""
-    if not isinstance(arch, Arch):
-        arch = Arch(space, tuple(int(t) for t in arch))
-    if arch.space != space:
-        raise ArchError(f"architecture of {arch.space!r} given for {space!r}")
-    return arch
-
-
 def arch_tokens(space, arch) -> tuple[int, ...]:
     """The tokens of an Arch or of a LongTensor [L]. Which modules run is Python control flow, so a
     tensor is copied to the host (once per forward) and validated."""

@@ -36,8 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..arch import Arch
 from ..errors import ConfigError
-from .cnn_ops import FactorizedReduction, ReLUConvBN, arch_tokens, as_arch, bn, conv, init_cnn_, macro_op
+from .cnn_ops import FactorizedReduction, ReLUConvBN, arch_tokens, bn, conv, init_cnn_, macro_op
 from .param_map import ParamSlice
 
 STYLES = ("search", "final")
@@ -187,7 +188,7 @@ class MacroChild(_MacroNet):
 
     def __init__(self, space, arch, **kw):
         super().__init__(space, **kw)
-        self.arch = as_arch(space, arch)
+        self.arch = Arch.of(space, arch)
         self.layers = space.layers(self.arch.tokens)
         bs = self.bn_batch_stats
         self.ops = nn.ModuleList(macro_op(space.op_names[op], self.widths[i], self.widths[i], self.style, bs)

@@ -46,8 +46,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..arch import Arch
 from ..errors import ConfigError
-from .cnn_ops import (AuxHead, FactorizedReduction, ReLUConvBN, ReLUFactorizedReduction, arch_tokens, as_arch,
+from .cnn_ops import (AuxHead, FactorizedReduction, ReLUConvBN, ReLUFactorizedReduction, arch_tokens,
                       bn, conv, drop_path, init_cnn_, micro_op)
 from .param_map import ParamSlice
 
@@ -270,7 +271,7 @@ class MicroChild(_SearchNet):
 
     def __init__(self, space, arch, **kw):
         super().__init__(space, **kw)
-        self.arch = as_arch(space, arch)
+        self.arch = Arch.of(space, arch)
         self.normal, self.reduce = space.cells(self.arch.tokens)
         if self.style == "search":
             self._build_search((self.normal, self.reduce))

@@ -44,9 +44,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..arch import Arch
 from ..errors import ArchError, ConfigError
 from ..spaces.nas_cnn import FILTER_COUNTS, FILTER_SIZES, IMAGE, Layer
-from .cnn_ops import arch_tokens, as_arch
+from .cnn_ops import arch_tokens
 from .param_map import ParamSlice
 
 STYLES = ("search", "final")
@@ -221,7 +222,7 @@ class NasCNNChild(_NasCNN):
 
     def __init__(self, space, arch, **kw):
         super().__init__(space, **kw)
-        self.arch = as_arch(space, arch)
+        self.arch = Arch.of(space, arch)
         self.arch_layers = space.layers(self.arch.tokens)
         if self.image_size is not None:
             sizes = plan(self.arch_layers, self.in_channels, self.image_size, self.image_size)

@@ -55,10 +55,7 @@ def check_arch(child, supernet, arch):
     """The architecture a child inherits for: its own, and of the supernet's space."""
     from ..arch import Arch
 
-    if arch is None:
-        arch = child.arch
-    elif not isinstance(arch, Arch):
-        arch = Arch(supernet.space, tuple(int(t) for t in arch))
+    arch = child.arch if arch is None else Arch.of(supernet.space, arch)
     if arch != child.arch:
         raise ArchError(f"child is '{child.arch}', asked to inherit '{arch}'")
     if supernet.space != child.space:

@@ -9,6 +9,11 @@ Cell equations (Pham et al. 2018, sec. 2.1; official ENAS src/ptb/ptb_enas_child
     output:  y_t = sum_k out_w[k] s_k   (mean of the loose ends, or of all nodes), rows clipped to
              norm <= max_norm; y_t is both the cell output and the next h.
 
+The clip's scale min(1, max_norm / |y|) is a constant to the backward, as in ENAS-pytorch
+(models/shared_rnn.py RNN.forward multiplies h by a mask built outside autograd). The clip's own
+gradient has no radial part: once a step makes a cell with relu or identity nodes expansive and
+every row is clipped, nothing would pull the state back and the loss would stay above uniform.
+
 m_h is the variational hidden mask: as in the official search and final code (OFF `_rhn_enas`,
 google-research enas_lm child.py `layer_mask`) it multiplies h_{t-1} at node 0 *and* the input of
 every node's matmul, but not the highway term (1 - c) * s_p(i).
@@ -38,7 +43,7 @@ def _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save)
 
     Returns Y [T,B,H] and, when `save`, what the backward needs (all [N,T,B,H] unless noted):
     S node states, CD = c * f'(zh), FPC = (f - p) * c * (1 - c), OMC = 1 - c; and for clipping
-    Ypre [T,B,H] (before clipping), scale [T,B,1], coef [T,B,1].
+    scale [T,B,1] (a constant to the backward, see the module docstring).
     """
     T, B, H2 = xproj.shape
     H, N = H2 // 2, act.shape[0]
@@ -48,7 +53,7 @@ def _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save)
         CD, FPC, OMC = (xproj.new_empty(N, T, B, H) for _ in range(3))
     clip = max_norm is not None
     if clip:
-        Ypre, scale_all, coef_all = xproj.new_empty(T, B, H), xproj.new_empty(T, B, 1), xproj.new_empty(T, B, 1)
+        Ypre, scale_all = xproj.new_empty(T, B, H), xproj.new_empty(T, B, 1)
     # cand[k] = (f_k(zh), f_k'(zh)) for the four activations; one index_select by act[i] picks a
     # node's pair without a Python branch. cand[IDENTITY, 1] stays 1.
     cand = xproj.new_empty(4, 2, B, H)
@@ -106,14 +111,12 @@ def _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save)
             scale = torch.clamp(max_norm / norm, max=1.0)  # 1 where norm <= max_norm (or 0)
             torch.mul(y, scale, out=Y_t[t])
             scale_all[t] = scale
-            # d(out)/dy for a clipped row: scale * (g - (g.y) y / |y|^2)
-            coef_all[t] = torch.where(norm > max_norm, scale / (norm * norm), torch.zeros_like(norm))
         h = Y_t[t]
     if not save:
         return Y, None
     saved = dict(S=S, CD=CD, FPC=FPC, OMC=OMC)
     if clip:
-        saved.update(Ypre=Ypre, scale=scale_all, coef=coef_all)
+        saved.update(scale=scale_all)
     return Y, saved
 
 
@@ -143,10 +146,8 @@ class _EnasCell(torch.autograd.Function):
         gh = None  # grad reaching h_t from step t+1
         for t in reversed(range(T)):
             g = gY[t] if gh is None else gY[t] + gh
-            if clip:
-                y = sv["Ypre"][t]
-                dot = (g * y).sum(dim=1, keepdim=True)
-                g = g * sv["scale"][t] - (sv["coef"][t] * dot) * y
+            if clip:  # the scale as a constant (module docstring)
+                g = g * sv["scale"][t]
             torch.mul(out_col, g, out=gS)
             for i in reversed(range(N)):
                 gs, Gi = gS_i[i], G_it[i][t]
@@ -186,7 +187,17 @@ def cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h=None, max_no
     xproj [T,B,2H] = x W_x for all steps; h0 [B,H]; w_h0 [H,2H]; w_nodes [N-1,H,2H] (the chosen
     edges' weights, node order); prev [N-1] long; act [N] long; out_w [N] output weights;
     mask_h [B,H] variational hidden mask or None; max_norm float or None.
+
+    Under autocast the whole cell runs in the autocast dtype (bf16): its kernels write into
+    preallocated buffers, which autocast does not convert, so the inputs are cast here once.
     """
+    device = xproj.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        xproj, h0, w_h0, w_nodes, out_w = (t.to(dtype) for t in (xproj, h0, w_h0, w_nodes, out_w))
+        mask_h = None if mask_h is None else mask_h.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
     if torch.is_grad_enabled() and any(
             x.requires_grad for x in (xproj, h0, w_h0, w_nodes)):
         return _EnasCell.apply(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
@@ -235,7 +246,7 @@ def naive_cell_forward(xproj, h0, w_h0, w_nodes, prev, act, loose, mask_h=None, 
         y = sum(states[k] for k in loose) / len(loose)
         if max_norm is not None:
             norm = y.norm(dim=1, keepdim=True)
-            y = torch.where(norm > max_norm, y * (max_norm / norm), y)
+            y = torch.where(norm > max_norm, y * (max_norm / norm).detach(), y)  # constant scale
         outputs.append(y)
         h = y
     return torch.stack(outputs)

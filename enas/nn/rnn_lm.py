@@ -21,6 +21,16 @@ once (not per step) from the architecture tensor. The child holds only its arch'
 `w_nodes` [N-1, H, 2H]; both run the same cell function, so a child step inside the supernet costs
 what the standalone child costs.
 
+Row-sparse shared updates: of the E stacked edge weights a step reads N-1 (11 of 66 at 12 nodes), yet
+a dense gradient and a dense SGD step with weight decay read and write all E. Once the shared
+optimiser asks for it (enas/optim.py `make_sgd`: plain SGD on one process), the gathered rows' gradient
+is a sparse tensor holding those rows only, and the weight decay owed by the rows a step does not read
+is kept by a `LazyRowDecay` ledger (`w_edges_decay`, enas/nn/row_decay.py) instead of being applied
+to them: the stored `w_edges` rows are then "decay pending" and every reader of the weights goes through `edge_weights`
+(what the forward does) or calls `materialize()` first. The arithmetic equals the dense step's (see
+`LazyRowDecay`), and a checkpoint holds the stored rows with the ledger, so a resumed run continues
+with the very same numbers.
+
 Dropout follows the official search recipe (hparams: OFF ptb_search.sh, google-research enas_lm):
 word dropout on embedding rows (dropout_e), variational masks on the cell input x (dropout_x), on
 h_{t-1} and every node's input (dropout_h) and on the output (dropout_o), each drawn once per
@@ -34,9 +44,9 @@ import torch.nn.functional as F
 
 from ..arch import Arch
 from ..errors import ArchError, ConfigError
-from ..spaces.enas_rnn import EnasRNNSpace
 from .param_map import ParamSlice
 from .rnn_cell import cell_forward, naive_cell_forward
+from .row_decay import LazyRowDecay
 
 
 def edge_index(j: int, i: int) -> int:
@@ -168,8 +178,9 @@ class _EnasLM(RecurrentLM):
     """The ENAS cell's shared parts: node 0's weights w_x, w_h0 [H,2H] and the output weights."""
 
     def __init__(self, space, vocab_size: int, hidden_size: int, reference: bool = False, **kw):
-        if not isinstance(space, EnasRNNSpace):
-            raise ConfigError(f"the ENAS recurrent LM needs an enas_rnn space, got {space!r}")
+        if getattr(space, "models", None) != __name__:  # a space whose registration names this module
+            raise ConfigError(f"the ENAS recurrent LM builds the spaces whose models are {__name__}, "
+                              f"not {getattr(space, 'name', space)!r}")
         super().__init__(space, vocab_size, hidden_size, **kw)
         self.num_nodes = N = space.num_nodes
         self.reference = reference
@@ -213,6 +224,8 @@ class _EnasLM(RecurrentLM):
 class RNNSupernet(_EnasLM):
     """Shared weights of every cell of an `enas_rnn` space: `supernet(tokens, hidden, arch)`."""
 
+    device_arch = True  # the architecture is only indexed with on the device: one graph serves every arch
+
     def __init__(self, space, vocab_size: int, hidden_size: int, **kw):
         super().__init__(space, vocab_size, hidden_size, **kw)
         N, H = self.num_nodes, hidden_size
@@ -225,15 +238,65 @@ class RNNSupernet(_EnasLM):
         self.fixed_first_act = space.first_act == "tanh"  # node 0 is tanh (0) and has no token
         self.register_buffer("edge_base", torch.tensor([edge_index(0, i) for i in range(1, N)], dtype=torch.long),
                              persistent=False)
+        # The decay the rows of w_edges still owe (empty until row-sparse updates are turned on).
+        self.w_edges_decay = LazyRowDecay(self.num_edges)
+        self.row_sparse = False  # see use_row_sparse_gradients
+        self.register_load_state_dict_post_hook(RNNSupernet._after_load)
         self.reset_parameters()
 
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self.w_edges_decay.reset(self.w_edges)
+
+    # -- row-sparse updates (module docstring) ----------------------------------------------------
+    def use_row_sparse_gradients(self, on: bool) -> dict:
+        """Turn row-sparse gradients of `w_edges` on or off; returns {w_edges: its LazyRowDecay} when
+        on, for the optimiser that then owns the lazy decay (enas/optim.py `make_sgd`), else {}.
+        Turning it off first writes any pending decay into the weights."""
+        if not on:
+            self.materialize()
+        self.row_sparse = bool(on)
+        return {self.w_edges: self.w_edges_decay} if on else {}
+
+    def materialize(self) -> None:
+        """Apply all pending weight decay to `w_edges` in place, so that it holds the true weights.
+
+        Call it before reading `w_edges` other than through `edge_weights` or a forward (inheritance
+        does, through `param_map`). Between optimiser steps it costs one pass over w_edges, and none
+        when nothing is pending. It changes the stored numbers (not the weights they stand for), so
+        a run that must resume to the bit calls it at the same points on every run."""
+        self.w_edges_decay.materialize(self.w_edges)
+
+    def edge_weights(self, rows: torch.Tensor, distinct: bool = False) -> torch.Tensor:
+        """The true weights of edge rows `rows` [n] long: [n,H,2H]. Their gradient is a sparse tensor
+        of the gathered rows when row-sparse gradients are on, else a dense one. `distinct`: no row
+        repeats in `rows` (the caller knows it; it spares the optimiser summing repeats)."""
+        if self.row_sparse:
+            return self.w_edges_decay.gather(self.w_edges, rows, distinct)
+        # (off, nothing is pending: turning it off and loading a state_dict materialise)
+        return self.w_edges.index_select(0, rows)
+
+    @staticmethod
+    def _after_load(module: "RNNSupernet", incompatible) -> None:
+        if not module.row_sparse:  # only the row-sparse forward reads through the ledger
+            module.materialize()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A state_dict from before the ledger existed holds true rows: it gets an empty ledger.
+        key = prefix + "w_edges_decay."
+        if prefix + "w_edges" in state_dict and key + "log_scale" not in state_dict:
+            state_dict.update(self.w_edges_decay.fresh_state(state_dict[prefix + "w_edges"], key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # -- forward ----------------------------------------------------------------------------------
     def _cell_inputs(self, arch):
         tokens = arch_tokens(self, arch)
         prev = tokens.index_select(0, self.prev_pos)  # [N-1]
         act = tokens.index_select(0, self.act_pos)
         if self.fixed_first_act:
             act = torch.cat([act.new_zeros(1), act])  # [N]
-        w_nodes = self.w_edges.index_select(0, self.edge_base + prev)  # [N-1,H,2H], gathered once
+        # node i reads an edge e(j, i), j < i: the rows of distinct nodes lie in disjoint ranges
+        w_nodes = self.edge_weights(self.edge_base + prev, distinct=True)  # [N-1,H,2H], gathered once
         if self.space.output == "all":
             loose = self.all_nodes.to(self.w_h0.dtype)
         else:  # loose ends: nodes that no node reads, found by a scatter (no host sync)
@@ -246,6 +309,7 @@ class RNNSupernet(_EnasLM):
     def _naive_inputs(self, arch):
         tokens = arch.tokens if isinstance(arch, Arch) else tuple(arch_tokens(self, arch).tolist())
         prev, act = self.space.cell(tokens)
+        self.materialize()  # the reference reads the stored rows themselves
         w_nodes = [self.w_edges[edge_index(prev[i], i)] for i in range(1, self.num_nodes)]
         return w_nodes, prev, act, self.space.loose_ends(tokens)
 
@@ -259,11 +323,7 @@ class RNNChild(_EnasLM):
 
     def __init__(self, space, arch, vocab_size: int, hidden_size: int, **kw):
         super().__init__(space, vocab_size, hidden_size, **kw)
-        if not isinstance(arch, Arch):
-            arch = Arch(space, tuple(int(t) for t in arch))
-        if arch.space != space:
-            raise ArchError(f"architecture of {arch.space!r} given for {space!r}")
-        self.arch = arch
+        self.arch = arch = Arch.of(space, arch)
         N, H = self.num_nodes, hidden_size
         self.w_nodes = nn.Parameter(torch.empty(N - 1, H, 2 * H))  # node i reads w_nodes[i-1]
         prev, act = space.cell(arch.tokens)
@@ -298,7 +358,9 @@ def child(space, arch, **kw) -> RNNChild:
 
 def param_map(child_net: RNNChild, supernet_net: RNNSupernet) -> list[ParamSlice]:
     """Every child tensor's place in the supernet: the shared parts as they are, and node i's weights
-    `w_nodes[i-1]` as the row of edge (prev(i) -> i) of `w_edges`."""
+    `w_nodes[i-1]` as the row of edge (prev(i) -> i) of `w_edges`. The slices are read from the
+    supernet's state_dict, so its pending weight decay is applied first."""
+    supernet_net.materialize()
     if (child_net.decoder_bias is None) != (supernet_net.decoder_bias is None):
         raise ConfigError("supernet and child differ in decoder_bias")
     shared = ["embedding.weight", "w_x", "w_h0"] + (["decoder_bias"] if child_net.decoder_bias is not None else [])

@@ -36,9 +36,11 @@ def _activate(kind: int, z: torch.Tensor) -> torch.Tensor:
 
 
 def _clip_rows(v: torch.Tensor, max_norm: float) -> torch.Tensor:
-    """v [B,H] with every row's norm clipped to max_norm. The norm is clamped from below rather than
-    the ratio from above, so a zero row (h_0 = 0 * c_{-1}, say) gets gradient 0, not 0 * inf = NaN."""
-    norm = torch.linalg.vector_norm(v, dim=1, keepdim=True)  # [B,1]
+    """v [B,H] with every row's norm clipped to max_norm. The scale is a constant to the backward, as
+    in the ENAS cell (enas/nn/rnn_cell.py, after ENAS-pytorch): the exact gradient of a clipped row has
+    no radial part, so a state that grew too large would never be pulled back. The norm is clamped
+    from below rather than the ratio from above, so a zero row (h_0 = 0 * c_{-1}, say) stays finite."""
+    norm = torch.linalg.vector_norm(v.detach(), dim=1, keepdim=True)  # [B,1]
     return v * (max_norm / norm.clamp_min(max_norm))
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..arch import Arch
-from ..errors import ArchError, ConfigError
+from ..errors import ConfigError
 from ..spaces.nas_rnn import NASRNNSpace, TreeCell
 from .param_map import ParamSlice
 from .rnn_lm import RecurrentLM, arch_tokens
@@ -87,11 +87,7 @@ class TreeChild(_TreeLM):
 
     def __init__(self, space, arch, vocab_size: int, hidden_size: int, **kw):
         super().__init__(space, vocab_size, hidden_size, **kw)
-        if not isinstance(arch, Arch):
-            arch = Arch(space, tuple(int(t) for t in arch))
-        if arch.space != space:
-            raise ArchError(f"architecture of {arch.space!r} given for {space!r}")
-        self.arch = arch
+        self.arch = arch = Arch.of(space, arch)
         self.cell = space.cell(arch.tokens)
         self.reset_parameters()
 

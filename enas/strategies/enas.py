@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .. import checkpoint as ckpt
 from ..arch import Arch
 from ..config import SearchConfig, to_dict
+from ..cuda_graph import CapturedStep
 from ..errors import ConfigError
 from ..hparams import run_hparams
 from ..interrupt import stop_on_interrupt
@@ -32,6 +33,9 @@ from ..spaces import get_space
 from ..tasks import make_task, task_class
 from .common import make_controller, resolve_device, run_header, seed_everything
 from .distributed import Distributed
+
+
+MAX_WINDOW = 100  # architectures drawn at once for the shared steps ahead
 
 
 class EnasSearch:
@@ -48,7 +52,16 @@ class EnasSearch:
         self.task = make_task(cfg, self.device, rank=self.dist.rank)
         self.supernet = build_supernet(self.space, **self.task.model_kwargs(cfg.model)).to(self.device)
         self.shared_model = self.dist.wrap(self.supernet)  # DistributedDataParallel under torchrun
-        self.shared_opt = make_sgd(self.supernet, cfg.shared)
+        # The architecture stays on the device where the supernet only indexes with it; then, on a
+        # GPU and one process, the shared step and the reward evaluation are replayed as CUDA graphs
+        # (enas/cuda_graph.py), and the shared update is dense (row-sparse gradients are host-side
+        # bookkeeping a graph cannot hold; on a GPU the dense update is cheap next to the launches).
+        self.device_arch = getattr(self.supernet, "device_arch", False)
+        graphs = cfg.cuda_graphs and self.device.type == "cuda" and self.device_arch and not self.dist.enabled
+        self.shared_opt = make_sgd(self.supernet, cfg.shared, row_sparse=not graphs)
+        self._captured_step = CapturedStep(self._shared_body, enabled=graphs)
+        self._captured_reward = CapturedStep(self._reward_body, enabled=graphs)
+        self._arch_window, self._arch_pos, self._arch_host = torch.zeros(0, dtype=torch.long), 0, None
         self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, self.device)
         self.baseline = torch.zeros((), device=self.device)  # the moving average of the rewards (policy_gradient.py)
         # architectures the controller learns to reconstruct (controller.memory; enas/memory.py), only
@@ -82,10 +95,11 @@ class EnasSearch:
         return self.cfg.controller.steps
 
     # where architectures come from (random search overrides these three)
-    def shared_arch(self) -> torch.Tensor:
-        """The architecture of the next shared step, [L] on the device."""
+    def shared_archs(self, n: int) -> torch.Tensor:
+        """The architectures of the next n shared steps, [n, L] on the device. The controller does
+        not change during the shared phase, so drawing n at once draws from the same distribution."""
         with torch.no_grad():
-            return self.controller.sample(1).tokens[0]
+            return self.controller.sample(n).tokens
 
     def epoch_arch(self) -> torch.Tensor:
         """The architecture validated at the end of an epoch: the controller's most likely one."""
@@ -158,18 +172,42 @@ class EnasSearch:
         self.logger.flush()
         return True
 
+    def _next_shared_arch(self):
+        """The architecture of this shared step: a row of the window drawn at the window's first step
+        (up to log_every steps, at most MAX_WINDOW, within the phase), so that the controller's
+        sampling launches are paid once per window. A supernet that reads its architecture on the
+        device gets the row [L]; one that decides in Python which ops run gets an Arch, the window
+        read to the host at once."""
+        if self._arch_pos >= len(self._arch_window):
+            n = max(1, min(self.cfg.log_every, self.shared_steps - self.step, MAX_WINDOW))
+            self._arch_window, self._arch_pos = self.shared_archs(n), 0  # [n, L] on the device
+            self._arch_host = None if self.device_arch else \
+                [Arch(self.space, tuple(t)) for t in self._arch_window.tolist()]  # one host read per window
+        i, self._arch_pos = self._arch_pos, self._arch_pos + 1
+        return self._arch_window[i] if self._arch_host is None else self._arch_host[i]
+
     def _shared_step(self) -> None:
         cfg = self.cfg
         if self.step == 0:
             set_lr(self.shared_opt, lr_at(cfg.shared, self.epoch))
         self.supernet.train()
-        if self.dist.is_main:
-            arch = self.shared_arch()  # [L], stays on the device
+        if self.dist.enabled:  # rank 0 draws, every rank reads the same row
+            if self.dist.is_main:
+                arch = self.shared_archs(1)[0]
+            else:
+                arch = torch.empty(self.space.num_tokens, dtype=torch.long, device=self.device)
+            arch = self.dist.broadcast_arch(arch)
         else:
-            arch = torch.empty(self.space.num_tokens, dtype=torch.long, device=self.device)
-        arch = self.dist.broadcast_arch(arch)
-        loss, items, correct = self.task.train_loss(self.shared_model, arch)
-        ok = guarded_step(self.shared_opt, loss, cfg.shared)
+            arch = self._next_shared_arch()
+        if self.task.carries_state:  # the recurrent tasks: one step, captured as a CUDA graph on a GPU
+            x, y, hidden = self.task.train_inputs(self.supernet)
+            loss, ok, hidden = self._captured_step(arch, x, y, hidden, key=self.shared_opt.param_groups[0]["lr"])
+            self.task.keep_state(hidden)
+            items, correct = y.numel(), None
+        else:
+            with self._autocast():
+                loss, items, correct = self.task.train_loss(self.shared_model, arch)
+            ok = guarded_step(self.shared_opt, loss, cfg.shared)
         w = self._window
         w["loss"] += torch.where(ok, loss.detach(), 0.0)
         w["ok"] += ok
@@ -189,7 +227,7 @@ class EnasSearch:
         self.controller.train()
         sample = self.controller.sample(c.num_aggregate)               # tokens [n, L], log_prob [n]
         batch = self.task.next_reward_batch()
-        metric = torch.stack([self.task.score(self.supernet, t, batch) for t in sample.tokens])  # [n]
+        metric = self._captured_reward(sample.tokens, *batch)[0].clone()  # [n], one forward for all n
         extra, memory_scalars = None, {}
         if self.memory is not None:
             memory_scalars["controller/memory_size"] = len(self.memory)
@@ -207,6 +245,24 @@ class EnasSearch:
         if self.controller_step % max(1, self.cfg.log_every // 5) == 0 or self.step + 1 == c.steps:
             self.logger.scalars({**update.scalars, f"controller/{self.task.metric}": metric.mean(),
                                  **memory_scalars}, self.global_step)
+
+    # --- the two bodies a GPU replays as CUDA graphs (enas/cuda_graph.py) ----------------------
+    def _shared_body(self, arch, x, y, hidden):
+        """One shared step of a recurrent task: arch [L], x, y [T, B], hidden [B, S*H] ->
+        (loss 0-d, ok 0-d bool, next hidden [B, S*H] in hidden's dtype)."""
+        with self._autocast():
+            loss, hidden_next = self.task.train_forward(self.shared_model, arch, x, y, hidden)
+        ok = guarded_step(self.shared_opt, loss, self.cfg.shared)
+        return loss.detach(), ok, hidden_next.detach().to(hidden.dtype)
+
+    def _reward_body(self, tokens, *batch):
+        """The metric of every architecture of tokens [n, L] on one reward batch: ([n],)."""
+        with self._autocast():
+            return (self.task.score_many(self.supernet, tokens, batch),)
+
+    def _autocast(self):
+        """bf16 autocast of forwards when `bf16` is set (matmuls in bfloat16, losses in float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
 
     def _end_epoch(self) -> None:
         if not self.dist.is_main:
@@ -267,6 +323,7 @@ class EnasSearch:
             "supernet": self.supernet.state_dict(), "shared_opt": self.shared_opt.state_dict(),
             "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
             "task": self.task.state_dict(), "rng": ckpt.rng_state(),
+            "arch_window": self._arch_window[self._arch_pos:].cpu(),  # the drawn archs not yet trained on
             **({"memory": self.memory.state_dict()} if self.memory is not None else {}),
         }
 
@@ -289,6 +346,9 @@ class EnasSearch:
         if self.memory is not None and "memory" in state:  # a run that turns it on at resume starts empty
             self.memory.load_state_dict(state["memory"])
         ckpt.set_rng_state(state["rng"])
+        window = state.get("arch_window", torch.zeros(0, dtype=torch.long))  # older checkpoints: none drawn
+        self._arch_window, self._arch_pos = window.to(self.device), 0
+        self._arch_host = None if self.device_arch else [Arch(self.space, tuple(t)) for t in window.tolist()]
         self._window = self._new_window()
 
     @classmethod

@@ -25,8 +25,8 @@ class RandomSharedSearch(EnasSearch):
     def _uniform(self, n: int) -> torch.Tensor:
         return torch.tensor([self.space.sample(rng=self.rng).tokens for _ in range(n)], device=self.device)
 
-    def shared_arch(self) -> torch.Tensor:
-        return self._uniform(1)[0]
+    def shared_archs(self, n: int) -> torch.Tensor:
+        return self._uniform(n)
 
     def epoch_arch(self) -> torch.Tensor:
         return self._uniform(1)[0]

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..arch import Arch
 from ..errors import ConfigError
 from .augment import ImageBatches, eval_batches
 from .images import load_cifar10, load_fashion_mnist, split_validation
@@ -27,6 +28,7 @@ class ImageTask:
     data_parallel = True       # every rank draws its own batches (strategies/distributed.py)
     holds_out_valid = True     # searches score on held-out training images: num_valid >= 1
     nas_controller_lr = 6e-4   # Zoph & Le 2017, sec. 4.1: the controller's Adam lr on CIFAR-10
+    carries_state = False      # batches are independent: a step is `train_loss`
 
     def __init__(self, name: str, data_dir: str, device: torch.device, batch_size: int, eval_batch_size: int,
                  num_valid: int = 5000, cutout: int = 0, aux_weight: float = 0.4, seed: int = 0):
@@ -86,6 +88,14 @@ class ImageTask:
         logits = model(x) if arch is None else model(x, arch)
         model.train(was_training)
         return (logits.argmax(-1) == y).float().mean()
+
+    @torch.no_grad()
+    def score_many(self, model: nn.Module, tokens: torch.Tensor, batch) -> torch.Tensor:
+        """`score` of every architecture of `tokens` [n, L] on one batch: accuracies [n]. The CNN
+        supernets run only each architecture's ops, so there is nothing to share between
+        architectures: one forward per architecture. Which ops run is decided in Python, so the n
+        architectures are read to the host once, not once per forward."""
+        return torch.stack([self.score(model, Arch(model.space, tuple(t)), batch) for t in tokens.tolist()])
 
     def reward(self, acc: torch.Tensor) -> torch.Tensor:
         """ENAS CIFAR-10: the reward is the validation accuracy itself."""

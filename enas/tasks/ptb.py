@@ -27,6 +27,8 @@ from torch import nn
 
 from .download import download, read_data
 from ..errors import ConfigError, DataError
+from ..nn.rnn_batched import mean_cross_entropy
+from ..nn.rnn_lm import RNNSupernet
 
 SPLITS = ("train", "valid", "test")
 FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
@@ -229,16 +231,33 @@ class PTBTask:
         return (len(self.train_data) - 1) // self.bptt
 
     # --- training ---------------------------------------------------------------------------
+    carries_state = True  # a training step starts from the state the last one left (train_inputs)
+
     def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None):
         """Mean cross-entropy of the next training batch [bptt, B]; returns (loss, tokens, None)."""
+        x, y, hidden = self.train_inputs(model)
+        loss, self.hidden = self.train_forward(model, arch, x, y, hidden)
+        return loss, y.numel(), None
+
+    def train_inputs(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next training batch x, y [T, B] and the recurrent state it starts from [B, S*H] (detached;
+        zeros at the start of a pass over the stream). Advances the cursor."""
         if self.train_pos + 1 >= len(self.train_data) - 1:
             self.train_pos, self.hidden = 0, None  # a new pass over the stream starts from zeros
         x, y = get_batch(self.train_data, self.train_pos, self.bptt)
         self.train_pos += len(x)
-        hidden = None if self.hidden is None else self.hidden.detach()
-        logits, self.hidden = _forward(model, x, hidden, arch)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        return loss, y.numel(), None
+        hidden = model.init_hidden(x.shape[1]) if self.hidden is None else self.hidden.detach()
+        return x, y, hidden
+
+    @staticmethod
+    def train_forward(model: nn.Module, arch, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor):
+        """(mean cross-entropy 0-d, next state [B, S*H]) of one training batch: no cursor, no host read."""
+        logits, hidden = _forward(model, x, hidden, arch)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)), hidden
+
+    def keep_state(self, hidden: torch.Tensor) -> None:
+        """The state the next training batch starts from, [B, S*H]."""
+        self.hidden = hidden
 
     # --- rewards ----------------------------------------------------------------------------
     def next_reward_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,6 +282,18 @@ class PTBTask:
         model.train(was_training)
         ppl = torch.exp(F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)))
         return torch.where(ppl.isnan(), math.inf, ppl)  # a diverged arch: inf (exp overflows to inf by itself)
+
+    @torch.no_grad()
+    def score_many(self, model: nn.Module, tokens: torch.Tensor, batch) -> torch.Tensor:
+        """`score` of every architecture of `tokens` [n, L] on one batch: perplexities [n].
+
+        The ENAS cell's supernet runs all n in one forward (enas/nn/rnn_batched.py: the recurrence
+        with batch n x B); any other model is scored one architecture at a time."""
+        if not isinstance(model, RNNSupernet):
+            return torch.stack([self.score(model, t, batch) for t in tokens])
+        x, y = batch
+        ppl = torch.exp(mean_cross_entropy(model, tokens, x, y))  # [n]
+        return torch.where(ppl.isnan(), math.inf, ppl)  # as `score`: a diverged arch is inf
 
     def reward(self, ppl: torch.Tensor) -> torch.Tensor:
         """ENAS: reward = c / valid_ppl (c = 80 in the official code and ENAS-pytorch); a diverged
