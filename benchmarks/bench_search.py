@@ -21,24 +21,18 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cnn import timed  # noqa: E402
 from bench_rnn import DROP, PlainSupernet, make_step, reward  # noqa: E402
 
 from enas.config import apply_overrides, preset  # noqa: E402
 from enas.strategies.enas import EnasSearch  # noqa: E402
 
 STEPS_PER_EPOCH, UPDATES_PER_EPOCH, EPOCHS = 400, 200, 150  # the paper's PTB search (see above)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def units(search: EnasSearch, phase: str, n: int) -> None:
@@ -76,14 +70,6 @@ def plain_units(search: EnasSearch, hidden: int):
     return shared, update
 
 
-def timed(device, fn) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t0
-
-
 def bench(args, hidden: int, tmp: Path) -> dict:
     device = torch.device(args.device)
     configs = {"default": []}
@@ -103,8 +89,8 @@ def bench(args, hidden: int, tmp: Path) -> dict:
     times = {name: ([], []) for name in runs}
     for _ in range(args.rounds):
         for name, (shared, update) in runs.items():
-            times[name][0].append(timed(device, shared) / args.steps)
-            times[name][1].append(timed(device, update) / args.updates)
+            times[name][0].append(timed(shared, device) / args.steps)
+            times[name][1].append(timed(update, device) / args.updates)
     out = {}
     for name, (s, u) in times.items():
         step_s, update_s = statistics.median(s), statistics.median(u)

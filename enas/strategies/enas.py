@@ -181,10 +181,14 @@ class EnasSearch:
         if self._arch_pos >= len(self._arch_window):
             n = max(1, min(self.cfg.log_every, self.shared_steps - self.step, MAX_WINDOW))
             self._arch_window, self._arch_pos = self.shared_archs(n), 0  # [n, L] on the device
-            self._arch_host = None if self.device_arch else \
-                [Arch(self.space, tuple(t)) for t in self._arch_window.tolist()]  # one host read per window
+            self._arch_host = self._host_archs(self._arch_window)
         i, self._arch_pos = self._arch_pos, self._arch_pos + 1
         return self._arch_window[i] if self._arch_host is None else self._arch_host[i]
+
+    def _host_archs(self, window: torch.Tensor) -> list[Arch] | None:
+        """The window [n, L] as Archs for a supernet that picks its ops in Python (one host read),
+        None for one that reads the architecture on the device."""
+        return None if self.device_arch else [Arch(self.space, tuple(t)) for t in window.tolist()]
 
     def _shared_step(self) -> None:
         cfg = self.cfg
@@ -348,7 +352,7 @@ class EnasSearch:
         ckpt.set_rng_state(state["rng"])
         window = state.get("arch_window", torch.zeros(0, dtype=torch.long))  # older checkpoints: none drawn
         self._arch_window, self._arch_pos = window.to(self.device), 0
-        self._arch_host = None if self.device_arch else [Arch(self.space, tuple(t)) for t in window.tolist()]
+        self._arch_host = self._host_archs(self._arch_window)
         self._window = self._new_window()
 
     @classmethod
