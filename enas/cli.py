@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         choice(parser, "--space", spaces, "enas_rnn", "search space")
         choice(parser, "--task", tasks, "ptb", "data set")
         choice(parser, "--preset", presets, preset_default,
-               "paper: the published hyperparameters; tiny: toy sizes, seconds on a CPU")
+               "paper: the published hyperparameters; small: learns on one machine; tiny: toy sizes, "
+               "seconds on a CPU")
 
     def overrides(parser, flag: str = "--set", dest: str = "overrides", what: str = "") -> None:
         parser.add_argument(flag, dest=dest, action="append", default=[], metavar="KEY=VALUE",
@@ -120,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     choice(t, "--space", spaces, None, "the space of an arc string")
     choice(t, "--task", tasks, None, "data set (default: the task recorded with --arch, "
                                      "else the only one the space has presets for)")
-    choice(t, "--preset", presets, "paper", "paper: the published final recipe; tiny: toy sizes, seconds on a CPU")
+    choice(t, "--preset", presets, "paper", "paper: the published final recipe; small: learns on one machine; "
+           "tiny: toy sizes, seconds on a CPU")
     t.add_argument("--data-dir", default="")
     t.add_argument("--logdir", required=True)
     overrides(t)

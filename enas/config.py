@@ -263,6 +263,8 @@ def _convert(text: str, typ: Any, key: str) -> Any:
         if typ is float and (value != value or value in (float("inf"), float("-inf"))):
             raise ConfigError(f"{key} must be a finite number, got {text!r}")
         return value
+    if typ is Any and text.lower() in ("true", "false"):  # a space option: as written in config.json
+        return text.lower() == "true"
     if typ is Any or typ is dict:
         try:
             value = ast.literal_eval(text)

@@ -12,6 +12,10 @@ def test_set_addresses_dotted_fields_and_checks_types():
     assert (new.seed, new.controller.lr, new.space_options, new.model.dropout_x) == (7, 1e-3, {"num_nodes": 8}, 0.5)
     assert cfg.seed == 0, "the preset itself is left as it was"
     assert from_dict(SearchConfig, to_dict(new)) == new
+    # a space option reads true / false as written in config.json and in the space's own errors
+    flags = apply_overrides(preset("search", "fashion_mnist", "tiny", "nas_cnn"),
+                            ["space_options.predict_stride=false"])
+    assert flags.space_options["predict_stride"] is False
 
 
 @pytest.mark.parametrize("pair, message", [

@@ -179,7 +179,7 @@ def test_only_the_chosen_slices_get_gradient():
             assert p.grad is not None, name
             assert (p.grad[~mask] == 0).all(), f"{name}: gradient outside the chosen slice"
             assert (p.grad[mask] != 0).float().mean() > 0.95, f"{name}: the chosen slice got no gradient"
-        assert used == 3 * 4 + 2  # per layer one filter size's weight, BN weight and bias; classifier w, b
+        assert used == 3 * 4 + 2  # per layer its kernel, BN weight and bias; classifier w, b
 
 
 def test_a_layer_without_inputs_reads_the_image():
@@ -197,7 +197,8 @@ def test_a_layer_without_inputs_reads_the_image():
     net = enas.build_supernet(space, **KW)
     slices = enas.nn.param_map(child, net)
     (conv1,) = [s for s in slices if s.child == "layers.1.conv.weight"]
-    assert conv1.index == (slice(0, 36), slice(0, 3))  # the image's channels of layer 1's weight
+    # the image's channels of layer 1's weight, the centre of the shared 7 x 7 kernel for its 1 x 1 filter
+    assert conv1.index == (slice(0, 36), slice(0, 3), slice(3, 4), slice(3, 4))
 
 
 def test_outputs_no_later_layer_reads_go_to_the_classifier():

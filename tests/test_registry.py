@@ -210,10 +210,13 @@ SPACES = enas.list_spaces()
 def test_registration_is_complete(name):
     cls = get_space_class(name)
     assert cls.tasks and all(t in TASK_RUNS for t in cls.tasks), cls.tasks
-    assert ("search", "tiny") in cls.presets and ("train", "tiny") in cls.presets
+    # every space runs at every size: tiny (a minute), small (one machine), paper
+    assert set(cls.presets) == {(kind, size) for kind in ("search", "train") for size in ("tiny", "small", "paper")}
     for task in cls.tasks:
-        cfg = preset("search", task, "tiny", name)
-        assert (cfg.space, cfg.task) == (name, task)
+        for size in ("tiny", "small", "paper"):
+            cfg = preset("search", task, size, name)
+            assert (cfg.space, cfg.task) == (name, task)
+            assert preset("train", task, size, name).task == task
 
 
 @pytest.mark.parametrize("name", SPACES)

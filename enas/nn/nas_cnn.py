@@ -18,10 +18,16 @@ One network per architecture (enas/spaces/nas_cnn.py reads the tokens into `Laye
   global average of each channel, then a linear layer with bias.
 
 Weight sharing (the supernet). Input channels have fixed blocks: the image's C channels at [0, C),
-then layer j's at [C + 64 j, C + 64 j + 64). Layer i holds one weight [64, C + 64 i, fh, fw] per
-(filter height, filter width) and one BN of 64 channels (running statistics included); an architecture
-uses weight[:n] of its filter size, and from it the blocks of its sources, each cut to the source's
-filter count. A convolution of a concatenation is the sum of the convolutions of its parts, so that
+then layer j's at [C + 64 j, C + 64 j + 64). Layer i holds one kernel [64, C + 64 i, 7, 7] and one BN
+of 64 channels (running statistics included); an architecture uses weight[:n] cropped to the centre
+fh x fw of the kernel, and from it the blocks of its sources, each cut to the source's filter count.
+Neither paper fixes how filter sizes share weights (Zoph & Le share none; ENAS never searched this
+space). A separate weight per (filter height, filter width), 16 per layer, hardly learns: with the
+`small` search preset on Fashion-MNIST (benchmarks/learning_curve.py --space nas_cnn --task
+fashion_mnist --preset small) its shared loss was 2.31 at step 200 and 2.16 at step 600 (uniform
+guessing 2.30), against 2.00 at step 200 and 1.88 at step 300 with centre crops of one kernel, since
+then every filter size trains the same middle taps (the kernel sharing of Once-for-All, Cai et al.
+2020). A convolution of a concatenation is the sum of the convolutions of its parts, so that
 slice, concatenated along its input axis, is exactly a child's weight: the supernet runs one
 convolution per layer, on the same concatenated input as the child. The classifier's weight likewise
 has a 64-wide in-feature block per layer. `param_map` states all of this as ParamSlices.
@@ -143,20 +149,26 @@ class _NasCNN(nn.Module):
 
 
 class _SharedLayer(nn.Module):
-    """Layer i's shared weights: one [64, C + 64 i, fh, fw] per filter size, one 64-channel BN."""
+    """Layer i's shared weights: one kernel [64, C + 64 i, 7, 7] whose centre crops are every filter size,
+    and one 64-channel BN."""
 
     def __init__(self, i: int, in_channels: int):
         super().__init__()
-        fan_in = in_channels + MAX_FILTERS * i
-        self.weight = nn.ParameterDict({
-            f"{fh}x{fw}": nn.Parameter(torch.empty(MAX_FILTERS, fan_in, fh, fw))
-            for fh in FILTER_SIZES for fw in FILTER_SIZES})
+        k = max(FILTER_SIZES)
+        self.weight = nn.Parameter(torch.empty(MAX_FILTERS, in_channels + MAX_FILTERS * i, k, k))
         self.bn = nn.BatchNorm2d(MAX_FILTERS, eps=BN_EPS, momentum=BN_MOMENTUM)
-        for w in self.weight.values():
-            # He-normal for one 64-channel source (the image's block starts as small as a layer's). BN
-            # follows every conv, so the scale leaves the outputs alone but sets how far an update moves
-            # a weight: measured on Fashion-MNIST, the shared loss falls sooner than with per-block He.
-            nn.init.normal_(w, 0.0, math.sqrt(2.0 / (MAX_FILTERS * w.shape[2] * w.shape[3])))
+        # He-normal for one 64-channel source of 3 x 3 kernels (the image's block starts as small as a
+        # layer's). BN follows every conv, so the scale leaves the outputs alone but sets how far an
+        # update moves a weight.
+        nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / (MAX_FILTERS * 9)))
+
+
+def kernel_crop(filter_height: int, filter_width: int) -> tuple[slice, slice]:
+    """The rows and columns of the shared 7 x 7 kernel that a filter_height x filter_width filter uses:
+    its centre, so that every size sees the same pixels at the same offsets."""
+    k = max(FILTER_SIZES)
+    r, c = (k - filter_height) // 2, (k - filter_width) // 2
+    return slice(r, r + filter_height), slice(c, c + filter_width)
 
 
 class NasCNNSupernet(_NasCNN):
@@ -171,7 +183,7 @@ class NasCNNSupernet(_NasCNN):
     def _layer(self, layers: list[Layer], i: int, h: torch.Tensor) -> torch.Tensor:
         """Layer i of `layers` on its concatenated input h [B, C_in, H, W] -> [B, n_i, H / s, W / s]."""
         shared, layer = self.layers[i], layers[i]
-        w = shared.weight[f"{layer.filter_height}x{layer.filter_width}"]
+        w = shared.weight[(slice(None), slice(None), *kernel_crop(layer.filter_height, layer.filter_width))]
         n, C = layer.filters, self.in_channels
         parts = [w[:n, _source_block(j, C):_source_block(j, C) + (C if j == IMAGE else layers[j].filters)]
                  for j in layer.sources]
@@ -262,13 +274,13 @@ def param_map(child: NasCNNChild, supernet: NasCNNSupernet) -> list[ParamSlice]:
     layers, C, all_ = child.arch_layers, child.in_channels, slice(None)
     slices = []
     for i, layer in enumerate(layers):
-        n, pos = layer.filters, 0
+        n, pos, crop = layer.filters, 0, kernel_crop(layer.filter_height, layer.filter_width)
         for j in layer.sources:
             width = C if j == IMAGE else layers[j].filters
             start = _source_block(j, C)
-            slices.append(ParamSlice(f"layers.{i}.conv.weight",
-                                     f"layers.{i}.weight.{layer.filter_height}x{layer.filter_width}",
-                                     (slice(0, n), slice(start, start + width)), (all_, slice(pos, pos + width))))
+            slices.append(ParamSlice(f"layers.{i}.conv.weight", f"layers.{i}.weight",
+                                     (slice(0, n), slice(start, start + width), *crop),
+                                     (all_, slice(pos, pos + width))))
             pos += width
         for name in ("weight", "bias", "running_mean", "running_var"):
             slices.append(ParamSlice(f"layers.{i}.bn.{name}", f"layers.{i}.bn.{name}", (slice(0, n),)))
