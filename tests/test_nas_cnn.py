@@ -31,13 +31,14 @@ def images(batch=4, size=16, seed=0):
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed), dtype=F64)
 
 
-def supernet_with_stats(space, steps=4, seed=0):
-    """A float64 supernet whose BN running statistics have moved (train-mode passes on sampled archs)."""
+def supernet_f64(space, seed=0):
+    """A float64 supernet whose BN scales and offsets differ per channel, so a wrong slice shows."""
     torch.manual_seed(seed)
-    net = enas.build_supernet(space, **KW).to(F64).train()
+    net = enas.build_supernet(space, **KW).to(F64)
     with torch.no_grad():
-        for s in range(steps):
-            net(images(seed=100 + s), space.sample(seed=1000 + s))
+        for layer in net.layers:
+            layer.bn.weight.uniform_(0.5, 1.5)
+            layer.bn.bias.uniform_(-0.5, 0.5)
     return net
 
 
@@ -120,7 +121,7 @@ def test_text_and_figure_describe_every_layer_and_the_classifier():
 @pytest.mark.parametrize("strided", [False, True])
 def test_supernet_equals_child_after_inheritance(strided):
     space = enas.get_space("nas_cnn", num_layers=4, predict_stride=strided)
-    net = supernet_with_stats(space)
+    net = supernet_f64(space)
     x = images(seed=1)
     for seed in range(4):
         arch = space.sample(seed=seed)
@@ -132,17 +133,14 @@ def test_supernet_equals_child_after_inheritance(strided):
             assert torch.allclose(child(x), expect, rtol=0, atol=1e-10)
             assert torch.allclose(net(x, arch.tensor()), expect, rtol=0, atol=1e-10)  # a LongTensor arch
             assert torch.allclose(reference_forward(child, x), expect, rtol=0, atol=1e-10)
-        # in training mode too, and the running statistics move alike
+        # in training mode too: both normalise with the batch's statistics and keep none
         net.train(), child.train()
         with torch.no_grad():
             assert torch.allclose(child(x), net(x, arch), rtol=0, atol=1e-10)
-        for i, layer in enumerate(space.layers(arch.tokens)):
-            n = layer.filters
-            assert torch.allclose(child.layers[i].bn.running_mean, net.layers[i].bn.running_mean[:n], atol=1e-12)
-            assert child.layers[i].bn.num_batches_tracked == net.layers[i].bn.num_batches_tracked
+        assert not any("running" in name for name in child.state_dict())
 
 
-def test_child_holds_only_its_weights_and_final_style_is_the_same_network():
+def test_child_holds_only_its_weights_and_final_style_keeps_running_statistics():
     space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
     arch = enas.Arch.parse(space, "1 2 3 0  0 0 0 1 1  3 3 1 0 1 1")  # layer 2 reads layers 0 and 1
     child = enas.build_child(space, arch, **KW)
@@ -150,13 +148,21 @@ def test_child_holds_only_its_weights_and_final_style_is_the_same_network():
     assert child.layers[1].conv.weight.shape == (24, 64, 1, 1) and child.layers[1].conv.stride == (2, 2)
     assert child.layers[2].conv.weight.shape == (36, 64 + 24, 7, 7)
     assert child.classifier.weight.shape == (5, 36)
-    final = enas.build_child(space, arch, style="final", **KW).to(F64)
-    net = supernet_with_stats(space).eval()
-    enas.inherit_weights(final, net, arch)
-    final.eval()
+    net = supernet_f64(space).eval()
+    # the same layers; with batch statistics a final-style child computes the supernet's function
+    same = enas.build_child(space, arch, style="final", bn_batch_stats=True, **KW).to(F64)
+    enas.inherit_weights(same, net, arch)
+    same.eval()
     x = images(seed=2)
     with torch.no_grad():
-        assert torch.allclose(final(x), net(x, arch), rtol=0, atol=1e-10)
+        assert torch.allclose(same(x), net(x, arch), rtol=0, atol=1e-10)
+    # by default a final child keeps running statistics, which the supernet has not: it trains from scratch
+    final = enas.build_child(space, arch, style="final", **KW)
+    assert final.layers[0].bn.running_mean.shape == (64,)
+    with pytest.raises(ConfigError, match="from scratch"):
+        enas.inherit_weights(final, net, arch)
+    with pytest.raises(ConfigError, match="batch statistics"):
+        enas.build_supernet(space, bn_batch_stats=False, **KW)
 
 
 def test_only_the_chosen_slices_get_gradient():
@@ -230,7 +236,7 @@ def test_inputs_of_different_sizes_are_zero_padded_evenly():
     arch = enas.Arch.parse(space, "1 1 0 0  1 1 0 2 1  0 0 0 0 1 1")
     assert nets.plan(space.layers(arch.tokens), 3, 16, 16) == [(16, 16), (6, 6), (16, 16)]
     assert nets.plan(space.layers(arch.tokens), 3, 28, 28)[1] == (10, 10)  # ceil(28 / 3)
-    net = supernet_with_stats(space).eval()
+    net = supernet_f64(space).eval()
     child = enas.build_child(space, arch, **KW).to(F64)
     enas.inherit_weights(child, net, arch)
     child.eval()
