@@ -36,17 +36,18 @@ Keywords (ImageTask.model_kwargs): in_channels (3), num_classes (10), image_size
 the architecture against it when built, the supernet at every forward against the images it gets),
 num_layers (optional, must equal the space's), dropout before the classifier, style ("search" or
 "final": the same layers, as Zoph & Le train the same child during the search and at the end),
-bn_batch_stats (default: True for "search", False for "final"; the supernet's must be True). Ignored: channels (the filter counts are the architecture's). Refused
-when set: aux_head and drop_path (the paper's networks have neither).
+bn_batch_stats (default: True for "search", False for "final"; the supernet's must be True).
+Ignored: channels (the filter counts are the architecture's). Refused when set: aux_head and
+drop_path (the paper's networks have neither).
 
 Batch norm in the supernet normalises with the statistics of the current batch, in training and in
 eval mode (`bn_batch_stats`, track_running_stats=False, as the macro and micro supernets here and
 the official micro search): running averages would be shared by every filter size, filter count and
-input set, and fit no single network. With them, the controller's most likely network
-scored 0.06-0.11 on validation images at the end of each epoch of the `small` search on
-Fashion-MNIST while the sampled networks' training accuracy was 0.44, so rewards were noise. A child
-built for inheritance (style "search") does the same and computes the supernet's function exactly; a
-final-style child keeps running statistics and trains from scratch.
+input set, and fit no single network. With them, the controller's most likely network scored
+0.06-0.11 on validation images at the end of each epoch of the `small` search on Fashion-MNIST while
+the sampled networks' training accuracy was 0.44, so rewards were noise; with batch statistics it
+scored 0.24-0.47. A child built for inheritance (style "search") does the same and computes the
+supernet's function exactly; a final-style child keeps running statistics and trains from scratch.
 
 The architecture is read on the host (an Arch, or a LongTensor copied back once per forward): which
 weights a layer slices is Python control flow.
