@@ -43,10 +43,11 @@ def test_unknown_preset_and_task():
 
 def test_paper_lr_schedule():
     shared = preset("search", "ptb", "paper").shared
-    # paper: lr 20, x0.96 per epoch from epoch 15 (0-based), so epoch 15 runs at 20 * 0.96
-    assert lr_at(shared, 0) == 20.0 and lr_at(shared, 14) == 20.0
-    assert lr_at(shared, 15) == pytest.approx(20.0 * 0.96)
-    assert lr_at(shared, 24) == pytest.approx(20.0 * 0.96 ** 10)
+    # official lr 0.25 on a loss summed over 35 steps = 8.75 per token; paper: x0.96 per epoch from
+    # epoch 15 (0-based), so epoch 15 runs at 8.75 * 0.96
+    assert lr_at(shared, 0) == 8.75 and lr_at(shared, 14) == 8.75
+    assert lr_at(shared, 15) == pytest.approx(8.75 * 0.96)
+    assert lr_at(shared, 24) == pytest.approx(8.75 * 0.96 ** 10)
     final = preset("train", "ptb", "paper").optim
     assert lr_at(final, 1999) > final.lr_min and lr_at(final, 20_000) == final.lr_min
 

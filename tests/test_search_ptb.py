@@ -127,6 +127,6 @@ def test_paper_preset_runs_at_a_small_size(ptb_dir, tmp_path):
                                 "eval_max_batches=1", "batch_size=8", "eval_batch_size=8", "log_every=1"])
     search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
     assert search.run() is True
-    assert search.shared_opt.param_groups[0]["lr"] == pytest.approx(20.0 * 0.96)
+    assert search.shared_opt.param_groups[0]["lr"] == pytest.approx(8.75 * 0.96)
     assert int(search.skipped) == 0
     assert derive(tmp_path / "run", samples=3, progress=False)["metric"] > 1
