@@ -29,6 +29,7 @@ from ..errors import ArchError
 from . import drawing
 from .base import SearchSpace, register
 from .decisions import Choice
+from .enas_rnn import _train_small as enas_rnn_train_small
 
 COMBINATIONS = ("add", "elem_mult")                        # paper sec. 3.2
 ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu")      # paper sec. 3.2
@@ -160,12 +161,10 @@ def _train_small(task: str) -> TrainConfig:
     (benchmarks/learning_curve.py --final --arch lstm --space nas_rnn --preset small: training loss
     10.07 after 300 steps, against 6.38 at lr 5). A derived tree reached test perplexity 188 at lr 5
     and 156 at lr 10 in 12 epochs (decay from the sixth), 140 in these 16 (README)."""
-    return TrainConfig(
-        task=task, epochs=16, max_steps=200, batch_size=64, bptt=35, eval_batch_size=64, log_every=50,
-        model=ModelConfig(hidden_size=200, dropout_e=0.05, dropout_x=0.25, dropout_h=0.1, dropout_o=0.25,
-                          max_hidden_norm=11.0, init_range=0.1),
-        optim=OptimConfig(lr=10.0, grad_clip=0.25, lr_decay=0.7, lr_decay_start=10, weight_decay=5e-7),
-    )
+    cfg = enas_rnn_train_small(task)
+    cfg.task, cfg.epochs = task, 16
+    cfg.optim.lr, cfg.optim.lr_decay_start = 10.0, 10
+    return cfg
 
 
 @register
