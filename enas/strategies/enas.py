@@ -62,7 +62,9 @@ class EnasSearch:
         self._captured_step = CapturedStep(self._shared_body, enabled=graphs)
         self._captured_reward = CapturedStep(self._reward_body, enabled=graphs)
         self._arch_window, self._arch_pos, self._arch_host = torch.zeros(0, dtype=torch.long), 0, None
-        self.controller, self.ctrl_opt = make_controller(self.space, cfg.controller, self.device)
+        # a search that draws its architectures otherwise (random search) builds no controller
+        self.controller, self.ctrl_opt = (make_controller(self.space, cfg.controller, self.device)
+                                          if self.uses_controller else (None, None))
         self.baseline = torch.zeros((), device=self.device)  # the moving average of the rewards (policy_gradient.py)
         # architectures the controller learns to reconstruct (controller.memory; enas/memory.py), only
         # where it is trained: random search (no controller steps) stays as it is
@@ -93,6 +95,8 @@ class EnasSearch:
     @property
     def controller_steps(self) -> int:
         return self.cfg.controller.steps
+
+    uses_controller = True
 
     # where architectures come from (random search overrides these three)
     def shared_archs(self, n: int) -> torch.Tensor:
@@ -325,7 +329,8 @@ class EnasSearch:
             "shared_step": self.shared_step, "controller_step": self.controller_step,
             "skipped": self.skipped.cpu(), "baseline": self.baseline.cpu(),
             "supernet": self.supernet.state_dict(), "shared_opt": self.shared_opt.state_dict(),
-            "controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
+            **({"controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict()}
+               if self.controller is not None else {}),
             "task": self.task.state_dict(), "rng": ckpt.rng_state(),
             "arch_window": self._arch_window[self._arch_pos:].cpu(),  # the drawn archs not yet trained on
             **({"memory": self.memory.state_dict()} if self.memory is not None else {}),
@@ -344,8 +349,9 @@ class EnasSearch:
         self.baseline = state["baseline"].to(self.device)
         self.supernet.load_state_dict(state["supernet"])
         self.shared_opt.load_state_dict(state["shared_opt"])
-        self.controller.load_state_dict(state["controller"])
-        self.ctrl_opt.load_state_dict(state["ctrl_opt"])
+        if self.controller is not None:
+            self.controller.load_state_dict(state["controller"])
+            self.ctrl_opt.load_state_dict(state["ctrl_opt"])
         self.task.load_state_dict(state["task"])
         if self.memory is not None and "memory" in state:  # a run that turns it on at resume starts empty
             self.memory.load_state_dict(state["memory"])

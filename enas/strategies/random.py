@@ -13,6 +13,7 @@ from .enas import EnasSearch
 
 class RandomSharedSearch(EnasSearch):
     candidates_from = "drawn uniformly at random"
+    uses_controller = False
 
     def __init__(self, cfg, run_dir, progress: bool = True):
         super().__init__(cfg, run_dir, progress)
