@@ -327,10 +327,10 @@ class EnasSearch:
         return {
             "config": to_dict(self.cfg), "epoch": self.epoch, "phase": self.phase, "step": self.step,
             "shared_step": self.shared_step, "controller_step": self.controller_step,
-            "skipped": self.skipped.cpu(), "baseline": self.baseline.cpu(),
+            "skipped": self.skipped.cpu(),
             "supernet": self.supernet.state_dict(), "shared_opt": self.shared_opt.state_dict(),
-            **({"controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict()}
-               if self.controller is not None else {}),
+            **({"controller": self.controller.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
+                "baseline": self.baseline.cpu()} if self.controller is not None else {}),
             "task": self.task.state_dict(), "rng": ckpt.rng_state(),
             "arch_window": self._arch_window[self._arch_pos:].cpu(),  # the drawn archs not yet trained on
             **({"memory": self.memory.state_dict()} if self.memory is not None else {}),
@@ -346,12 +346,12 @@ class EnasSearch:
         self.epoch, self.phase, self.step = state["epoch"], state["phase"], state["step"]
         self.shared_step, self.controller_step = state["shared_step"], state["controller_step"]
         self.skipped = state["skipped"].to(self.device)
-        self.baseline = state["baseline"].to(self.device)
         self.supernet.load_state_dict(state["supernet"])
         self.shared_opt.load_state_dict(state["shared_opt"])
         if self.controller is not None:
             self.controller.load_state_dict(state["controller"])
             self.ctrl_opt.load_state_dict(state["ctrl_opt"])
+            self.baseline = state["baseline"].to(self.device)
         self.task.load_state_dict(state["task"])
         if self.memory is not None and "memory" in state:  # a run that turns it on at resume starts empty
             self.memory.load_state_dict(state["memory"])
