@@ -2,7 +2,7 @@
 
 An epoch of the paper's PTB search is 400 shared steps and 200 controller updates of 10 architectures
 (Pham et al. 2018, sec. 3.1; official ptb_search.sh). This script times both kinds of unit inside
-`EnasSearch` (the `paper` search preset, sizes as given), in up to three configurations measured in
+`Enas` (the `paper` search preset, sizes as given), in up to three configurations measured in
 one run: the default (on a GPU: both bodies replayed as CUDA graphs, enas/cuda_graph.py), the same
 run eagerly (`cuda_graphs=false`), and with bf16 autocast. Beside them the peer-like baseline of
 bench_rnn.py (one nn.Linear per edge walked in Python, one forward per reward, each reward read to
@@ -29,36 +29,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cnn import timed  # noqa: E402
 from bench_rnn import DROP, PlainSupernet, make_step, reward  # noqa: E402
 
-from enas.config import apply_overrides, preset  # noqa: E402
-from enas.strategies.enas import EnasSearch  # noqa: E402
+from enas.config import apply_overrides  # noqa: E402
+from enas.strategies import preset  # noqa: E402
+from enas.strategies.enas import Enas  # noqa: E402
 
 STEPS_PER_EPOCH, UPDATES_PER_EPOCH, EPOCHS = 400, 200, 150  # the paper's PTB search (see above)
 
 
-def units(search: EnasSearch, phase: str, n: int) -> None:
-    """n units of one phase, as EnasSearch.run advances them (no logging, no checkpoint)."""
-    search.phase = phase
+def units(search: Enas, phase: str, n: int) -> None:
+    """n units of one phase, as Enas.run advances them (no logging, no checkpoint)."""
+    e = search.engine
+    e.phase = phase
     for _ in range(n):
-        search.step = 1  # never 0: no learning-rate reset, no window boundary bookkeeping
-        (search._shared_step if phase == "shared" else search._controller_step)()
+        e.step = 1  # never 0: no learning-rate reset, no window boundary bookkeeping
+        if phase == "shared":
+            e.train_step(e.next_arch(search.policy.sample))
+        else:
+            search.policy.update()
 
 
-def make_search(args, hidden: int, overrides: list[str], tmp: Path) -> EnasSearch:
+def make_search(args, hidden: int, overrides: list[str], tmp: Path) -> Enas:
     cfg = preset("search", "ptb", "paper")
     cfg = apply_overrides(cfg, [f"data_dir={args.data_dir}", f"device={args.device}", f"model.hidden_size={hidden}",
                                 "log_every=1000000", "shared_steps=1000000", *overrides])
-    return EnasSearch.start(cfg, tmp / f"h{hidden}-{len(list(tmp.iterdir()))}", progress=False)
+    return Enas.start(cfg, tmp / f"h{hidden}-{len(list(tmp.iterdir()))}", progress=False)
 
 
-def plain_units(search: EnasSearch, hidden: int):
+def plain_units(search: Enas, hidden: int):
     """The peer-like baseline on the search's device and batches: (shared step, one update of n)."""
-    space, device = search.space, search.device
-    model = PlainSupernet(space, search.task.vocab_size, hidden, **DROP).to(device)
+    space, device, task = search.space, search.device, search.engine.task
+    model = PlainSupernet(space, task.vocab_size, hidden, **DROP).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=search.cfg.shared.lr)
-    x, y = (t.to(device) for t in search.task.next_reward_batch())
+    x, y = (t.to(device) for t in task.next_reward_batch())
     rng = random.Random(0)
     step = make_step(model, opt, (x, y), lambda m, inp, a: m(inp, None, a))
-    n = search.cfg.controller.num_aggregate
+    n = search.cfg.enas.controller.num_aggregate
 
     def shared():
         step(space.sample(rng=rng))
@@ -100,9 +105,9 @@ def bench(args, hidden: int, tmp: Path) -> dict:
     return out, losses
 
 
-def _mean_loss(search: EnasSearch) -> float:
+def _mean_loss(search: Enas) -> float:
     """The mean shared loss of the steps run (read once, at the end)."""
-    w = search._window
+    w = search.engine._window
     return float(w["loss"] / w["ok"].clamp(min=1))
 
 

@@ -24,8 +24,8 @@ import time
 import torch
 
 from enas.cli import read_arch
-from enas.config import apply_overrides, preset
-from enas.strategies import start_search
+from enas.config import apply_overrides
+from enas.strategies import preset, start_search
 from enas.train import FinalTraining
 
 PEER_PTB_H200 = [9.89, 8.36, 7.78, 7.62, 7.55, 7.37, 7.48, 7.29, 7.41, 7.18]  # steps 10..100
@@ -39,7 +39,7 @@ def search_curve(args) -> list[tuple[int, float]]:
     with tempfile.TemporaryDirectory() as run_dir:
         search = start_search(cfg, run_dir, progress=False)
         search.run(max_units=args.steps)
-        return search.shared_losses
+        return search.engine.shared_losses
 
 
 def final_curve(args) -> list[tuple[int, float]]:

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import ArchError
-from .spaces.base import SearchSpace, get_space
+from .registry import SPACES
+
+if TYPE_CHECKING:  # an Arch reads its space through the registry, so arch.py sits below the spaces
+    from .spaces.base import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Arch:
             except json.JSONDecodeError as e:
                 raise ArchError(f"not a JSON architecture: {e}") from None
         try:
-            space = get_space(obj["space"], **obj.get("options", {}))
+            space = SPACES.get(obj["space"])(**obj.get("options", {}))
             return cls.parse(space, obj["arch"])
         except (KeyError, TypeError):
             raise ArchError("an architecture JSON needs the keys 'space' and 'arch'") from None

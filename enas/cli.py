@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -41,13 +40,22 @@ def _one_of(what: str, names: list[str]):
     return check
 
 
+def _strategy_lines() -> str:
+    """Every registered strategy with its one-line description, for --help."""
+    from .strategies import get_strategy, list_strategies
+
+    width = max(map(len, list_strategies()))
+    return "strategies:\n" + "\n".join(f"  {name:{width}}  {get_strategy(name).description}"
+                                       for name in list_strategies())
+
+
 def _parser() -> argparse.ArgumentParser:
-    from .config import PRESETS
+    from .presets import PRESETS
     from .spaces import list_spaces
-    from .strategies import STRATEGIES
+    from .strategies import list_strategies
     from .tasks import list_tasks
 
-    spaces, strategies = list_spaces(), list(STRATEGIES)
+    spaces, strategies = list_spaces(), list_strategies()
     tasks, presets = sorted(list_tasks()), sorted({p for *_, p in PRESETS})
 
     def choice(parser, flag: str, names: list[str], default: str | None, help: str) -> None:
@@ -81,14 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="enas", description="Neural architecture search by weight sharing (ENAS).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("search", help="search a space on a task; writes a run directory")
+    s = sub.add_parser("search", help="search a space on a task; writes a run directory", epilog=_strategy_lines(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     space_task_preset(s)
-    choice(s, "--strategy", strategies, "enas",
-           "enas: weight sharing + controller; nas: every child from scratch; "
-           "random: uniform archs (with weight sharing unless --set weight_sharing=false)")
+    choice(s, "--strategy", strategies, "enas", "how to search (below)")
     s.add_argument("--data-dir", default="")
     s.add_argument("--logdir", required=True, help="the run directory")
-    s.add_argument("--executor", default=None, choices=["local", "ray"], help="nas / random: where children train")
+    s.add_argument("--executor", default=None, choices=["local", "ray"],
+                   help="where children trained from scratch train")
     s.add_argument("--workers", type=int, default=None, help="local executor: worker processes")
     overrides(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --logdir")
@@ -130,8 +138,12 @@ def _parser() -> argparse.ArgumentParser:
     overwrite(t)
     run_options(t)
 
-    c = sub.add_parser("compare", help="enas, nas and random search under one budget, several seeds")
+    c = sub.add_parser("compare", help="the strategies under one budget, several seeds", epilog=_strategy_lines(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     space_task_preset(c, preset_default="tiny")
+    c.add_argument("--strategies", default=None, type=lambda text: [_one_of("strategy", strategies)(name.strip())
+                                                                    for name in text.split(",") if name.strip()],
+                   metavar="A,B,...", help="the strategies to compare (default: every one that fits the space)")
     c.add_argument("--data-dir", default="")
     c.add_argument("--budget", type=float, required=True, help="search seconds per strategy and seed")
     c.add_argument("--seeds", type=int, default=3)
@@ -141,8 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     overwrite(c)
     run_options(c)
 
-    g = sub.add_parser("config", help="print a resolved config, one dotted KEY=VALUE per line (what --set takes)")
+    g = sub.add_parser("config", help="print a resolved config, one dotted KEY=VALUE per line (what --set takes)",
+                       epilog=_strategy_lines(), formatter_class=argparse.RawDescriptionHelpFormatter)
     space_task_preset(g)
+    choice(g, "--strategy", strategies, "enas", "the strategy of a search config (below)")
     g.add_argument("--kind", default="search", choices=["search", "train"],
                    help="the search config or the final-training one (default: %(default)s)")
     overrides(g)
@@ -158,9 +172,9 @@ def read_arch(text: str, space_name: str | None):
     """
     from . import zoo
     from .arch import Arch
+    from .restore import run_config
     from .rundir import read_json
     from .spaces import get_space
-    from .strategies import run_config
 
     path, task = Path(text), None
     if text.endswith(".json") or (os.path.lexists(text) and text not in zoo.names()):
@@ -195,19 +209,6 @@ def _only_task(space) -> str:
     return tasks[0]
 
 
-def _next_train(run: Path, cfg) -> str:
-    """The final training that follows a search, as a command line."""
-    from .hparams import closest_preset
-
-    data = ["--data-dir", cfg.data_dir] if cfg.data_dir else []
-    return shlex.join(["enas", "train", "--arch", str(run / "arch.json"), *data, "--logdir", f"{run}-final",
-                       "--preset", closest_preset(cfg)])
-
-
-def _n(count: int, one: str, many: str = "") -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
 def _note(text: str) -> None:
     """A line about a run on its way: stderr, beside the progress bars."""
     print(text, file=sys.stderr, flush=True)
@@ -232,7 +233,8 @@ def _stopped(run: Path, stop) -> int:
 
 
 def _cmd_search(a, stop) -> int:
-    from .config import apply_overrides, preset
+    from .config import apply_overrides
+    from .presets import preset
     from .strategies import check_search, resume_search, start_search
 
     run = Path(a.logdir)
@@ -244,76 +246,35 @@ def _cmd_search(a, stop) -> int:
         search = resume_search(run, given, progress=not a.quiet)
     else:
         cfg = preset("search", a.task, a.preset, a.space, a.strategy)
-        cfg.space, cfg.task, cfg.data_dir = a.space, a.task, a.data_dir
+        cfg.data_dir = a.data_dir
         cfg = apply_overrides(cfg, given)
         check_search(cfg)  # before anything is written
         _new_run(run, a.overwrite)
         search = start_search(cfg, run, progress=not a.quiet)
-    sharing, c = hasattr(search, "supernet"), search.cfg
-    where = f" ({_n(c.workers, 'worker')})" if c.executor == "local" else \
-        f" ({'Ray at ' + c.ray_address if c.ray_address else 'a Ray instance started here'})"
-    _note(_device_line(search.device) + ("" if sharing else f"; children train on the {c.executor} executor{where}"))
+    _note(_device_line(search.device) + search.describe_placement())
     start = time.monotonic()
     finished = search.run()
-    dist = getattr(search, "dist", None)
-    if dist is not None:
-        dist.close()
-        if not dist.is_main:
-            return 0 if finished else stop.exit_status
-    if finished and hasattr(search, "finish"):
-        search.finish()
-    if finished and not sharing:
-        search.check_success()  # a search whose every child failed has no result to report
+    search.close()
+    if not search.is_main:  # under torchrun rank 0 reports
+        return 0 if finished else stop.exit_status
     if not finished:
         return _stopped(run, stop)
-    _report(a, *_search_summary(search, run, time.monotonic() - start))
+    search.finish()
+    _report(a, *search.summary(run, time.monotonic() - start))
     return 0
-
-
-def _search_summary(search, run: Path, seconds: float) -> tuple[list[str], dict]:
-    from .logger import format_metric
-
-    c = search.cfg
-    head = f"{c.strategy} search of {c.space} on {c.task} finished in {seconds:.0f} s"
-    data = {"run": str(run), "strategy": c.strategy, "space": c.space, "task": c.task, "seconds": round(seconds, 1)}
-    if hasattr(search, "supernet"):  # weight sharing: `enas derive` picks the architecture
-        m = search.task.metric
-        valid = search.logger.last.get(f"valid/{m}")
-        data.update({"epochs": search.epoch, "shared_steps": search.shared_step,
-                     "controller_updates": search.controller_step, f"valid_{m}": valid, "next": f"enas derive {run}"})
-        updates = f", {_n(search.controller_step, 'controller update')}" if search.controller_step else ""
-        lines = [f"{head}: {_n(search.epoch, 'epoch')}, {_n(search.shared_step, 'shared step')}{updates}"]
-        if valid is not None:
-            which = "the controller's most likely architecture" if c.strategy == "enas" else "a random architecture"
-            lines.append(f"  valid {m} {format_metric(m, valid)} at the last epoch ({which} on the shared weights)")
-        lines.append(f"  written to {run}: config.json, archs.jsonl, TensorBoard events, checkpoints/last.pt")
-    else:  # every child trained from scratch: the best one is the result
-        best = search.best
-        failed = sum(r.get("error") is not None for r in search.logger.read_archs())
-        data.update({"children": search.children, "failed": failed, "best": best, "next": _next_train(run, c)})
-        lines = [f"{head}: {_n(search.children, 'child', 'children')} trained from scratch"
-                 + (f", {failed} failed" if failed else "")]
-        lines += [f"  best child: reward {best['reward']:.4g}, "  # there is one: see NasSearch.check_success
-                  f"valid {best.get('metric_name') or 'metric'} "
-                  f"{format_metric(best.get('metric_name'), best['metric'])}",
-                  f"  arch: {best['arch']}"]
-        lines.append(f"  written to {run}: arch.json (the best child), archs.jsonl (every child), config.json, "
-                     f"TensorBoard events")
-    lines.append(f"  next: {data['next']}")
-    return lines, data
 
 
 def _cmd_derive(a, stop) -> int:
     from .logger import format_metric
-    from .strategies import load_search
-    from .strategies.derive import check_samples, derive_from
+    from .strategies import load_search, next_train
+    from .strategies.derive import check_samples
 
     run = Path(a.run)
     if a.samples is not None:
         check_samples(a.samples)  # before the search is loaded
     search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
     _note(_device_line(search.device))
-    result = derive_from(search, a.samples)
+    result = search.derive(a.samples)
     if result is None:
         print(f"stopped: nothing written to {run}; derive again for the same architecture", file=sys.stderr)
         return stop.exit_status
@@ -322,7 +283,7 @@ def _cmd_derive(a, stop) -> int:
                 f"{result['arch']}",
                 f"  {result['how']}",
                 f"  written to {run / 'arch.json'} (and derive/arch, derive/cell in TensorBoard)",
-                f"  next: {_next_train(run, search.cfg)}"], result)
+                f"  next: {next_train(run, search.cfg)}"], result)
     return 0
 
 
@@ -344,8 +305,9 @@ def _cmd_analyze(a, stop) -> int:
 
 
 def _cmd_train(a, stop) -> int:
-    from .config import apply_overrides, preset
+    from .config import apply_overrides
     from .logger import format_metric
+    from .presets import preset
     from .train import FinalTraining, count_parameters
 
     run = Path(a.logdir)
@@ -384,15 +346,19 @@ def _cmd_train(a, stop) -> int:
 
 
 def _cmd_compare(a, stop) -> int:
+    from .compare import compare, entrant_configs
     from .rundir import RUN_FILES
-    from .strategies.compare import ENTRANTS, compare
+    from .strategies import list_strategies
 
     if a.budget <= 0 or a.seeds < 1:
         raise ConfigError("--budget must be > 0 seconds and --seeds >= 1")
-    _new_run(Path(a.logdir), a.overwrite, names=(*RUN_FILES, *(d for _, d, *_ in ENTRANTS)), resumable=False)
+    if a.strategies is not None and not a.strategies:
+        raise ConfigError("--strategies names no strategy; give a comma-separated list such as enas,random")
     device = [f"device={a.device}"]
+    _new_run(Path(a.logdir), a.overwrite, names=(*RUN_FILES, *list_strategies()), resumable=False,
+             check=lambda: entrant_configs(a.space, a.task, a.data_dir, a.preset, device + a.overrides, a.strategies))
     compared = compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, device + a.overrides,
-                       device + a.train_overrides, progress=not a.quiet)
+                       device + a.train_overrides, progress=not a.quiet, strategies=a.strategies)
     if compared is None:
         print(f"stopped: the comparison in {a.logdir} is unfinished and does not resume; run it again with "
               f"--overwrite", file=sys.stderr)
@@ -405,15 +371,17 @@ def _cmd_compare(a, stop) -> int:
 
 
 def _cmd_config(a) -> int:
-    from .config import apply_overrides, preset, to_dict
+    from .config import apply_overrides, to_dict
     from .hparams import flat
+    from .presets import preset
     from .spaces import get_space
 
-    cfg = apply_overrides(preset(a.kind, a.task, a.preset, a.space), a.overrides)
+    cfg = apply_overrides(preset(a.kind, a.task, a.preset, a.space, a.strategy), a.overrides)
     values = to_dict(cfg)
+    what = f"{a.strategy} search" if a.kind == "search" else "train"
     if a.kind == "search":  # the space's defaults too, so that every option it has is listed
         values["space_options"] = get_space(cfg.space, **cfg.space_options).options
-    print(f"# {a.kind} config of {a.space} on {a.task}, preset {a.preset}; change a line with --set KEY=VALUE")
+    print(f"# {what} config of {a.space} on {a.task}, preset {a.preset}; change a line with --set KEY=VALUE")
     print("\n".join(f"{key}={value}" for key, value in flat(values).items()))
     return 0
 
@@ -426,8 +394,10 @@ def _cmd_spaces(a) -> int:
     return 0
 
 
-def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, resumable: bool = True) -> None:
-    """A new run starts in a directory that holds none; with --overwrite the old run's files go first."""
+def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, resumable: bool = True,
+             check=lambda: None) -> None:
+    """A new run starts in a directory that holds none; with --overwrite the old run's files go first,
+    once `check()` (what else the command verifies before it writes) has passed."""
     from .rundir import RUN_FILES, remove, run_files
     from .strategies.distributed import launch_rank
 
@@ -438,6 +408,7 @@ def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, r
         advice = "continue it with --resume, start it over" if resumable else "replace it"
         raise CheckpointError(f"{run} already holds a run ({', '.join(p.name for p in found)}); {advice} with "
                               f"--overwrite or choose another --logdir")
+    check()
     remove(found)
 
 

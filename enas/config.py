@@ -1,19 +1,23 @@
-"""Run configuration: typed dataclasses, the presets every space registers (`paper`, `small`, `tiny`)
-and `--set key=value`.
+"""Run configuration: typed dataclasses and `--set key=value`.
 
-Every field is addressable by its dotted name (`seed`, `controller.lr`, `model.hidden_size`) and every
-value given as text is checked against the field's type; unknown keys and bad values raise
-ConfigError, which the CLI prints as one line.
+A search's config is `SearchConfig` (what every strategy has: the space, the task, the model, the
+shared-weights optimiser, the child budget) plus its strategy's own section at `cfg.<strategy>`
+(`with_section`; the strategy declares the section's dataclass, enas/strategies/). A final training's
+is `TrainConfig`. Presets are resolved above this module (enas/presets.py).
+
+Every field is addressable by its dotted name (`seed`, `enas.controller.lr`, `model.hidden_size`); a
+key the top level lacks is looked up in the strategy's section, so `controller.lr` is
+`enas.controller.lr` in an enas search. Every value given as text is checked against the field's
+type, and every config against the ranges its dataclasses declare (`ranges`, `choices`); unknown keys
+and bad values raise ConfigError, which the CLI prints as one line.
 """
 from __future__ import annotations
 
 import ast
 import copy
-import functools
 import typing
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
@@ -39,6 +43,9 @@ class ModelConfig:
     aux_head: bool = False        # micro final: auxiliary head after the second reduction
     style: str = "search"         # "search": the supernet's network; "final": the official final one
 
+    ranges: ClassVar[dict] = {"hidden_size": ">= 1", "channels": ">= 1"}
+    choices: ClassVar[dict] = {"style": ("search", "final")}
+
 
 @dataclass
 class OptimConfig:
@@ -55,6 +62,9 @@ class OptimConfig:
     lr_min: float = 0.0
     lr_T0: int = 10               # cosine: epochs of the first cycle
     lr_T_mul: int = 2             #   and the factor by which each next cycle is longer
+
+    ranges: ClassVar[dict] = {"lr": "> 0", "lr_T0": ">= 1", "lr_T_mul": ">= 1"}
+    choices: ClassVar[dict] = {"schedule": ("exp", "cosine")}
 
 
 @dataclass
@@ -81,8 +91,8 @@ class ControllerConfig:
     anchors: str = "after"        # which controller state stands for a node: after | own_step | before
     indices_first: bool = True    # a node's predecessor decisions before its ops (official micro order)
     # Memorisation regulariser (Adam & Lorraine 2019, arXiv:1904.00438; enas/memory.py): the controller
-    # also learns to reconstruct architectures it sampled earlier. ENAS search only: random search
-    # trains no controller and full NAS (strategy "nas") does not use it. Epochs are counted from 1.
+    # also learns to reconstruct architectures it sampled earlier. Only a search that trains its controller
+    # between shared-weight epochs uses it (enas/strategies/enas.py). Epochs are counted from 1.
     memory: bool = False          # on/off
     memory_start_epoch: int = 5   # from the end of this epoch on, store samples after every epoch:
     memory_per_epoch: int = 1000  #   this many per epoch
@@ -92,9 +102,17 @@ class ControllerConfig:
     memory_weight: float = 1.0    #   this times the negative log-likelihood (teacher forced, mean over rows)
     memory_batch: int = 100       #   of this many rows drawn uniformly from the memory
 
+    ranges: ClassVar[dict] = {"hidden_size": ">= 1", "num_layers": ">= 1", "num_aggregate": ">= 1", "lr": "> 0",
+                              "adam_beta1": "< 1",  # Adam needs beta1 < 1
+                              "baseline_decay": "<= 1", "skip_target": "<= 1"}
+
 
 @dataclass
 class SearchConfig:
+    """What every search has, whatever its strategy; the strategy's own settings are its section
+    (`with_section`). Fields a strategy does not use (a child budget in a weight-sharing search) stay
+    as they are, so one config serves `enas compare` for every strategy."""
+
     space: str = "enas_rnn"
     space_options: dict = field(default_factory=dict)
     task: str = "ptb"
@@ -113,9 +131,7 @@ class SearchConfig:
     num_valid: int = 5000         # images: training images held out for rewards (official: 5000)
     cutout: int = 0               # images: cutout square side (0 = off)
     aux_weight: float = 0.4       # images: weight of the auxiliary head's loss (official micro: 0.4)
-    # full NAS and random search without weight sharing (strategies "nas", "random")
-    weight_sharing: bool = True   # random: train a supernet on uniform archs (Li & Talwalkar) or not
-    nas_updates: int = 10         # controller updates, each over controller.num_aggregate children
+    # children trained from scratch (the child pool of full NAS and random search without sharing)
     child_epochs: int = 1         # training budget of every child, from scratch
     child_max_steps: int = 0      # cap on a child's steps per epoch (0 = whole epochs)
     executor: str = "local"       # where children train: "local" or "ray"
@@ -129,7 +145,46 @@ class SearchConfig:
     bf16: bool = False            # bf16 autocast of the supernet's forwards (search; the loss stays float32)
     model: ModelConfig = field(default_factory=ModelConfig)
     shared: OptimConfig = field(default_factory=OptimConfig)
+
+    ranges: ClassVar[dict] = {"epochs": ">= 1", "batch_size": ">= 1", "bptt": ">= 1", "eval_batch_size": ">= 1",
+                              "log_every": ">= 1", "derive_samples": ">= 1", "child_epochs": ">= 1",
+                              "cpus_per_child": "> 0"}
+    choices: ClassVar[dict] = {"executor": ("local", "ray")}
+    # what the saved state of a run is made of: a resumed run keeps these (enas/restore.py)
+    fixed_keys: ClassVar[tuple[str, ...]] = ("space", "space_options", "task", "strategy", "batch_size",
+                                             "eval_batch_size", "num_valid", "model")
+
+    @property
+    def section(self) -> Any:
+        """The strategy's own section (`cfg.<strategy>`), None for a strategy without one."""
+        return getattr(self, self.strategy, None) if self.strategy not in SEARCH_FIELDS else None
+
+
+@dataclass
+class SearchPreset(SearchConfig):
+    """What a space's search preset declares (enas/spaces/): the common fields, plus the values each
+    strategy takes its section from (`Strategy.section_preset`): the controller of the official ENAS
+    code on this space, and how many controller updates full NAS makes on it."""
+
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    nas_updates: int = 10         # full NAS: controller updates, each over controller.num_aggregate children
+
+
+SEARCH_FIELDS = frozenset(f.name for f in fields(SearchConfig))
+
+
+def with_section(strategy: str, section: type | None) -> type:
+    """The config class of a strategy: SearchConfig whose `strategy` is `strategy`, plus (unless `section`
+    is None) the strategy's own dataclass at the field `strategy`, whose `fixed_keys` join the class's."""
+    if strategy in SEARCH_FIELDS:
+        raise ValueError(f"a strategy may not be named {strategy!r}, a field of every search config")
+    extra = [(strategy, section, field(default_factory=section))] if section is not None else []
+    cls = make_dataclass(f"{strategy.title().replace('_', '')}SearchConfig",
+                         [("strategy", str, field(default=strategy)), *extra], bases=(SearchConfig,))
+    cls.__module__ = __name__
+    cls.for_strategy = strategy
+    cls.fixed_keys = SearchConfig.fixed_keys + tuple(f"{strategy}.{k}" for k in getattr(section, "fixed_keys", ()))
+    return cls
 
 
 @dataclass
@@ -153,99 +208,50 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
-
-# --- presets ------------------------------------------------------------------------------------
-# Each registered space declares its presets ({(kind, name): fn(task) -> config}, enas/spaces/); the
-# spaces are looked up when a preset is asked for, since config sits below them.
-
-def _space_classes() -> dict:
-    from .spaces import get_space_class, list_spaces
-
-    return {name: get_space_class(name) for name in list_spaces()}
-
-
-class _PresetTable(Mapping):
-    """Every registered space's presets as one read-only mapping (kind, task, space, name) -> fn(),
-    read from the registry each time (a space registered later shows up)."""
-
-    def _table(self) -> dict:
-        return {(kind, task, space, name): functools.partial(fn, task)
-                for space, cls in _space_classes().items() for (kind, name), fn in cls.presets.items()
-                for task in cls.tasks}
-
-    def __getitem__(self, key):
-        return self._table()[key]
-
-    def __iter__(self):
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-
-PRESETS = _PresetTable()
-
-
-def preset_names(kind: str, task: str, space: str) -> list[str]:
-    """The names of the presets of `kind` for `space` on `task` (none for an unknown space or task)."""
-    cls = _space_classes().get(space)
-    return sorted(n for k, n in cls.presets if k == kind) if cls is not None and task in cls.tasks else []
-
-
-def _nas_controller(c: ControllerConfig, lr: float) -> None:
-    """The controller of full NAS (Zoph & Le 2017, sec. 4.1 and 4.2): a two-layer LSTM of 35 units per
-    layer, trained with Adam at the task's lr (6e-4 on CIFAR-10, 5e-4 on Penn Treebank: the task class's
-    `nas_controller_lr`), weights ~ U(-0.08, 0.08). The paper names no Adam betas, hence Adam's own
-    beta1 = 0.9 (ENAS's 0 is its official code's). What the paper leaves open (logit shaping, entropy
-    bonus, baseline decay, the space's controller options) stays as the search preset has it."""
-    c.hidden_size, c.num_layers, c.init_range, c.adam_beta1 = 35, 2, 0.08, 0.9
-    c.lr = lr
-
-
-def preset(kind: str, task: str, name: str, space: str = "enas_rnn", strategy: str = "enas"):
-    """The preset config of `kind` ("search" or "train") for `space` on `task`; a search preset for
-    `strategy` "nas" gets the controller of full NAS (`_nas_controller`)."""
-    from .tasks import list_tasks, task_class
-
-    if task not in list_tasks():
-        raise ConfigError(f"unknown task {task!r}; known: {', '.join(list_tasks())}")
-    classes = _space_classes()
-    cls = classes.get(space)
-    if cls is None or task not in cls.tasks or not any(k == kind for k, _ in cls.presets):
-        spaces = sorted(s for s, c in classes.items() if task in c.tasks and any(k == kind for k, _ in c.presets))
-        raise ConfigError(f"no presets for {space} on {task}; spaces with presets: {', '.join(spaces)}")
-    if (kind, name) not in cls.presets:
-        known = sorted(p for k, p in cls.presets if k == kind)
-        raise ConfigError(f"unknown preset {name!r} for {space} on {task}; known: {', '.join(known)}")
-    cfg = cls.presets[(kind, name)](task)
-    cfg.task = task
-    if kind == "search":
-        cfg.space, cfg.strategy = space, strategy  # the space asked for (a registered subclass shares presets)
-        if strategy == "nas":
-            _nas_controller(cfg.controller, task_class(task).nas_controller_lr)
-    return cfg
+    ranges: ClassVar[dict] = {"epochs": ">= 1", "batch_size": ">= 1", "bptt": ">= 1", "eval_batch_size": ">= 1",
+                              "log_every": ">= 1"}
+    fixed_keys: ClassVar[tuple[str, ...]] = ("task", "batch_size", "eval_batch_size", "num_valid", "model")
 
 
 # --- dotted access ------------------------------------------------------------------------------
 
+def _fields(obj_or_class: Any) -> dict[str, Any]:
+    """{field name: type} of a config dataclass (its ClassVars left out)."""
+    hints = typing.get_type_hints(obj_or_class if isinstance(obj_or_class, type) else type(obj_or_class))
+    return {f.name: hints[f.name] for f in fields(obj_or_class)}
+
+
 def _resolve(cfg: Any, dotted: str) -> tuple[Any, str, Any]:
-    """(owner object, field name, field type) of a dotted key; dict fields take any sub-key."""
+    """(owner object, field name, field type) of a dotted key; dict fields take any sub-key. A key the
+    top level lacks is looked up in the strategy's section (`controller.lr` = `enas.controller.lr`)."""
     parts = dotted.split(".")
+    section = getattr(cfg, "section", None)
+    if section is not None and parts[0] not in _fields(cfg) and parts[0] in _fields(section):
+        parts = [cfg.strategy, *parts]
     obj = cfg
     for i, name in enumerate(parts):
         if isinstance(obj, dict):
             if i != len(parts) - 1:
                 raise ConfigError(f"unknown config key {dotted!r}")
             return obj, name, Any
-        hints = typing.get_type_hints(type(obj))
+        hints = _fields(obj)
         if name not in hints:
-            known = ", ".join(f.name for f in fields(obj))
+            known = ", ".join(hints)
             where = ".".join(parts[:i]) or "the top level"
             raise ConfigError(f"unknown config key {dotted!r} (at {where}: {known})")
         if i == len(parts) - 1:
             return obj, name, hints[name]
         obj = getattr(obj, name)
     raise ConfigError(f"unknown config key {dotted!r}")
+
+
+def knows(cfg: Any, dotted: str) -> bool:
+    """Whether `dotted` names a field of cfg, as --set reads it."""
+    try:
+        _resolve(cfg, dotted)
+    except ConfigError:
+        return False
+    return True
 
 
 def _convert(text: str, typ: Any, key: str) -> Any:
@@ -295,16 +301,18 @@ def apply_overrides(cfg: Any, pairs: list[str]) -> Any:
     return cfg
 
 
+_RANGES = {">= 1": lambda v: v >= 1, "> 0": lambda v: v > 0, "< 1": lambda v: v < 1, "<= 1": lambda v: v <= 1}
+
+
 def validate(cfg: Any) -> None:
     """Type and range checks, for values given with --set and for configs read back from a run
-    directory: every value of its field's type, every number finite, counts and sizes >= 1, learning
-    rates > 0, the seed in 0 .. 2**32 - 1 (what numpy's generator takes)."""
+    directory: every value of its field's type, every number finite and >= 0, drop rates < 1, what each
+    dataclass declares in `ranges` (counts and sizes >= 1, learning rates > 0, ...) and `choices`, the
+    seed in 0 .. 2**32 - 1 (what numpy's generator takes), and a strategy's config naming its strategy."""
     def walk(obj: Any, prefix: str):
-        hints = typing.get_type_hints(type(obj))
-        for f in fields(obj):
-            v = getattr(obj, f.name)
-            key = prefix + f.name
-            typ = hints.get(f.name)
+        for name, typ in _fields(obj).items():
+            v = getattr(obj, name)
+            key = prefix + name
             if is_dataclass(typ):
                 if not isinstance(v, typ):
                     raise ConfigError(f"{key} must be a section of fields, got {v!r:.60}")
@@ -319,39 +327,22 @@ def validate(cfg: Any) -> None:
                     raise ConfigError(f"{key} must be a finite number, got {v}")
                 if v < 0:
                     raise ConfigError(f"{key} must be >= 0, got {v}")
-                if (f.name.startswith("dropout") or f.name == "drop_path") and v >= 1:
+                if (name.startswith("dropout") or name == "drop_path") and v >= 1:
                     raise ConfigError(f"{key} is a drop rate and must be < 1, got {v}")
-
-    def value(dotted: str):
-        obj = cfg
-        for name in dotted.split("."):
-            obj = getattr(obj, name, None)
-        return obj
+        for name, rule in getattr(obj, "ranges", {}).items():
+            if not _RANGES[rule](getattr(obj, name)):
+                raise ConfigError(f"{prefix}{name} must be {rule}, got {getattr(obj, name)}")
+        for name, allowed in getattr(obj, "choices", {}).items():
+            if getattr(obj, name) not in allowed:
+                raise ConfigError(f"{prefix}{name} must be {' or '.join(map(repr, allowed))}, "
+                                  f"got {getattr(obj, name)!r}")
 
     walk(cfg, "")
-    for section in (getattr(cfg, "shared", None), getattr(cfg, "optim", None)):
-        if section is not None and section.schedule not in ("exp", "cosine"):
-            raise ConfigError(f"schedule must be 'exp' or 'cosine', got {section.schedule!r}")
-    if cfg.model.style not in ("search", "final"):
-        raise ConfigError(f"model.style must be 'search' or 'final', got {cfg.model.style!r}")
-    for name in ("epochs", "batch_size", "bptt", "eval_batch_size", "log_every", "derive_samples", "nas_updates",
-                 "child_epochs", "model.hidden_size", "model.channels", "controller.hidden_size",
-                 "controller.num_layers", "controller.num_aggregate", "shared.lr_T0", "shared.lr_T_mul",
-                 "optim.lr_T0", "optim.lr_T_mul"):
-        if value(name) is not None and value(name) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value(name)}")
-    for name in ("shared.lr", "optim.lr", "controller.lr", "cpus_per_child"):
-        if value(name) is not None and not value(name) > 0:
-            raise ConfigError(f"{name} must be > 0, got {value(name)}")
-    for name, below_one in (("controller.adam_beta1", True), ("controller.baseline_decay", False),
-                            ("controller.skip_target", False)):  # Adam needs beta1 < 1
-        v = value(name)
-        if v is not None and (v >= 1 if below_one else v > 1):
-            raise ConfigError(f"{name} must be {'< 1' if below_one else '<= 1'}, got {v}")
     if not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"seed must be in 0 .. {2**32 - 1}, got {cfg.seed}")
-    if value("executor") not in (None, "local", "ray"):
-        raise ConfigError(f"executor must be 'local' or 'ray', got {cfg.executor!r}")
+    strategy = getattr(type(cfg), "for_strategy", None)
+    if strategy is not None and cfg.strategy != strategy:
+        raise ConfigError(f"strategy is {strategy!r} in this config; choose a strategy with --strategy")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -360,7 +351,7 @@ def to_dict(cfg: Any) -> dict:
 
 def from_dict(cls: type, data: dict) -> Any:
     """Rebuild a config from `to_dict` output (nested dataclasses included); unknown keys are errors."""
-    hints = typing.get_type_hints(cls)
+    hints = _fields(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in hints:
@@ -370,5 +361,5 @@ def from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["ModelConfig", "OptimConfig", "ControllerConfig", "SearchConfig", "TrainConfig", "PRESETS", "preset",
-           "preset_names", "apply_overrides", "validate", "to_dict", "from_dict"]
+__all__ = ["ModelConfig", "OptimConfig", "ControllerConfig", "SearchConfig", "SearchPreset", "TrainConfig",
+           "with_section", "apply_overrides", "knows", "validate", "to_dict", "from_dict"]

@@ -59,6 +59,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import Arch
+from .config import ControllerConfig
 from .errors import ArchError, ConfigError
 from .spaces.base import SearchSpace
 from .spaces.decisions import Choice, Predecessor, Subset
@@ -397,4 +398,24 @@ class Controller(nn.Module):
         return Sample(out, log_prob, entropy, skip_kl, skip_bits)
 
 
-__all__ = ["Controller", "Sample", "ANCHORS", "PTB_INDEX_DISTANCE_PENALTY"]
+# Controller keywords of a space's `controller_options` that ControllerConfig.op_bias switches on and off.
+OP_BIAS_KEYS = ("op_bias", "op_bias_init")
+
+
+def make_controller(space: SearchSpace, c: ControllerConfig, device: torch.device
+                    ) -> tuple[Controller, torch.optim.Optimizer]:
+    """The LSTM policy and its Adam optimiser from a ControllerConfig (OFF utils.get_train_ops: Adam
+    with beta1 = 0 and eps 1e-3 for the controller). The space's `controller_options` are passed on,
+    its op biases (e.g. the micro space's official ones) only when `c.op_bias` switches them on."""
+    space_options = {k: v for k, v in space.controller_options.items() if c.op_bias or k not in OP_BIAS_KEYS}
+    controller = Controller(space, hidden_size=c.hidden_size, num_layers=c.num_layers,
+                            temperature=c.temperature or None, tanh_constant=c.tanh_constant or None,
+                            init_range=c.init_range, op_tanh_reduce=c.op_tanh_reduce, **space_options,
+                            skip_target=c.skip_target, index_distance_penalty=c.index_distance_penalty or None,
+                            scale_index_input=c.scale_index_input, anchors=c.anchors,
+                            indices_first=c.indices_first).to(device)
+    optimizer = torch.optim.Adam(controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999), eps=1e-3)
+    return controller, optimizer
+
+
+__all__ = ["Controller", "Sample", "ANCHORS", "PTB_INDEX_DISTANCE_PENALTY", "OP_BIAS_KEYS", "make_controller"]

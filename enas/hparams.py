@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import preset, preset_names, to_dict
+from .config import to_dict
+from .presets import preset, preset_names
 
 
 def flat(values: dict, prefix: str = "") -> dict:
@@ -25,15 +26,20 @@ def flat(values: dict, prefix: str = "") -> dict:
     return out
 
 
+def _preset_of(cfg, kind: str, name: str, space: str):
+    """Preset `name` of `kind` for `space` on cfg's task, a search preset for cfg's strategy."""
+    strategy = {"strategy": cfg.strategy} if kind == "search" else {}
+    return preset(kind, cfg.task, name, space, **strategy)
+
+
 def closest_preset(cfg, kind: str = "search", space: str | None = None) -> str:
     """The preset of `kind` ("search" or "train") that `cfg` differs from in the fewest fields.
     A train config does not name its space: give it."""
     space = space or cfg.space
-    strategy = getattr(cfg, "strategy", "enas")
     mine = flat(to_dict(cfg))
     names = preset_names(kind, cfg.task, space)
     return min(names, default="paper", key=lambda name: len(_differences(
-        mine, flat(to_dict(preset(kind, cfg.task, name, space, strategy))))))
+        mine, flat(to_dict(_preset_of(cfg, kind, name, space))))))
 
 
 def _differences(mine: dict, theirs: dict) -> dict:
@@ -48,9 +54,9 @@ def _plain(value: Any) -> bool | int | float | str:
 def run_hparams(cfg, kind: str, space: str | None = None, **extra) -> dict:
     """{"kind", "strategy", "space", "task", "seed", "preset", fields that differ from it..., **extra}."""
     space = space or cfg.space
-    name = closest_preset(cfg, "train" if kind == "train" else "search", space)
-    base = flat(to_dict(preset("train" if kind == "train" else "search", cfg.task, name, space,
-                               getattr(cfg, "strategy", "enas"))))
+    preset_kind = "train" if kind == "train" else "search"
+    name = closest_preset(cfg, preset_kind, space)
+    base = flat(to_dict(_preset_of(cfg, preset_kind, name, space)))
     changed = _differences(flat(to_dict(cfg)), base)
     for key in ("space", "task", "seed", "strategy", "data_dir"):  # own names below; a path says nothing
         changed.pop(key, None)

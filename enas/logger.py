@@ -1,8 +1,8 @@
 """What a run writes for people to read: TensorBoard events, archs.jsonl, config.json / arch.json.
 
-Every strategy writes the same run directory (layout in DESIGN.md section 3), so one notebook and one
-TensorBoard view serve all. Values may be 0-d tensors: they are read (`.item()`) here, at log time,
-so the training step itself never waits on the device.
+Every strategy writes the same run directory (ARCHITECTURE.md, "The run directory"), so one notebook
+and one TensorBoard view serve all. Values may be 0-d tensors: they are read (`.item()`) here, at log
+time, so the training step itself never waits on the device.
 
 Resuming from a checkpoint taken after step S: `RunLogger(run, purge_step=S + 1)` hides the events
 TensorBoard had from the interrupted run past S, and `truncate_archs(S)` drops the archs.jsonl records
@@ -46,6 +46,11 @@ def format_metric(name: str | None, value: float | None) -> str:
     if value is None:
         return "n/a"
     return {"acc": f"{value:.2%}", "ppl": f"{value:.2f}"}.get(name, f"{value:.4g}")
+
+
+def count_of(count: int, one: str, many: str = "") -> str:
+    """"1 epoch", "3 epochs", "2 children": a count for a summary line."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
 
 
 def _number(value: Any) -> float:

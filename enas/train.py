@@ -21,7 +21,8 @@ from .interrupt import stop_on_interrupt
 from .logger import NullLogger, RunLogger, cell_figure, cell_text, format_metric
 from .nn import build_child
 from .optim import guarded_step, lr_at, make_sgd, set_lr
-from .strategies.common import reading_checkpoint, resolve_device, restore, run_header, seed_everything
+from .restore import reading_checkpoint, restore
+from .runtime import resolve_device, run_header, seed_everything
 from .tasks import make_task
 
 

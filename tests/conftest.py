@@ -55,7 +55,8 @@ def wait_until(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
 @pytest.fixture
 def tiny_search_cfg(ptb_dir):
     """The tiny PTB search, smaller still: a few seconds in process."""
-    from enas.config import apply_overrides, preset
+    from enas.config import apply_overrides
+    from enas.strategies import preset
 
     cfg = preset("search", "ptb", "tiny")
     cfg.data_dir = str(ptb_dir)
@@ -66,9 +67,10 @@ def tiny_search_cfg(ptb_dir):
 @pytest.fixture
 def nas_cfg(ptb_dir):
     """A tiny full-NAS search on PTB: 2 controller updates of 2 children each."""
-    from enas.config import apply_overrides, preset
+    from enas.config import apply_overrides
+    from enas.strategies import preset
 
     cfg = preset("search", "ptb", "tiny", strategy="nas")
     cfg.data_dir = str(ptb_dir)
-    return apply_overrides(cfg, ["nas_updates=2", "controller.num_aggregate=2", "child_epochs=2",
+    return apply_overrides(cfg, ["nas.updates=2", "controller.num_aggregate=2", "child_epochs=2",
                                  "child_max_steps=3", "eval_max_batches=1", "space_options.num_nodes=3"])

@@ -16,12 +16,12 @@ import enas
 from enas.analysis import FILES, analyze, check_run, initial_controller, rankdata, spearman, superiority
 from enas.analysis.embeddings import dissimilarities, spread
 from enas.cli import main
-from enas.config import apply_overrides, preset
+from enas.config import apply_overrides
 from enas.controller import Controller
 from enas.errors import CheckpointError
 from enas.spaces import Subset
-from enas.strategies import load_search, start_search
-from enas.strategies.enas import EnasSearch
+from enas.strategies import load_search, preset, start_search
+from enas.strategies.enas import Enas
 
 N = 16
 
@@ -84,7 +84,7 @@ def test_scores_are_the_tasks_metric_on_the_shared_weights_and_deterministic(run
     result, scores = analysed
     search = load_search(run, progress=False)
     arch = enas.Arch.parse(search.space, scores["uniform"][3]["arch"])
-    expected = search.task.evaluate(search.supernet, torch.tensor(arch.tokens), "valid", 2)
+    expected = search.engine.task.evaluate(search.engine.supernet, torch.tensor(arch.tokens), "valid", 2)
     assert math.isclose(scores["uniform"][3]["metric"], expected, rel_tol=1e-6)
     again = analyze(run, samples=N, batches=2, progress=False)  # the same seed: the same numbers
     assert again == result and json.loads((run / "analysis" / "scores.json").read_text()) == scores
@@ -93,8 +93,8 @@ def test_scores_are_the_tasks_metric_on_the_shared_weights_and_deterministic(run
 def test_the_untrained_controller_is_the_initial_controller_of_a_fresh_search(run, tmp_path):
     search = load_search(run, progress=False)
     untrained = initial_controller(search).state_dict()
-    fresh = EnasSearch(search.cfg, tmp_path, progress=False).controller.state_dict()
-    trained = search.controller.state_dict()
+    fresh = Enas(search.cfg, tmp_path, progress=False).policy.controller.state_dict()
+    trained = search.policy.controller.state_dict()
     assert untrained.keys() == fresh.keys()
     assert all(torch.equal(untrained[k], fresh[k]) for k in fresh)
     assert not all(torch.equal(untrained[k], trained[k]) for k in trained), "the controller did learn"
@@ -189,9 +189,9 @@ def _fake_run(run, path, **config):
 
 
 @pytest.mark.parametrize("case,args,expected", [
-    ("nas", [], "nas search without weight sharing: it has a controller but no shared weights"),
-    ("random-scratch", [], "neither a controller nor shared weights"),
-    ("random-shared", [], "random search with shared weights: it has a supernet but no controller"),
+    ("nas", [], "nas search: it has a controller but no shared weights"),
+    ("random_scratch", [], "random_scratch search: it has neither a controller nor shared weights"),
+    ("random", [], "random search: it has shared weights but no controller"),
     ("no-checkpoint", [], "holds no checkpoints/last.pt"),
     ("missing", [], "holds no run"),
     ("enas", ["--samples", "0"], "--samples must be a whole number in 1..100,000, got 0"),
@@ -200,9 +200,8 @@ def _fake_run(run, path, **config):
     ("enas", ["--samples", "x"], "--samples: invalid int value: 'x'"),
 ])
 def test_command_errors_are_one_line_and_exit_2(run, tmp_path, capsys, case, args, expected):
-    configs = {"nas": {"strategy": "nas", "weight_sharing": False}, "random-scratch":
-               {"strategy": "random", "weight_sharing": False}, "random-shared": {"strategy": "random"},
-               "no-checkpoint": {}}
+    configs = {"nas": {"strategy": "nas"}, "random_scratch": {"strategy": "random_scratch"},
+               "random": {"strategy": "random"}, "no-checkpoint": {}}
     target = {"enas": run, "missing": tmp_path / "missing"}.get(case)
     target = target or _fake_run(run, tmp_path / case, **configs[case])
     if case == "no-checkpoint":

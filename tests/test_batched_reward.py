@@ -11,8 +11,8 @@ import enas
 from enas.errors import ArchError
 from enas.nn.rnn_batched import mean_cross_entropy
 from enas.nn.rnn_lm import edge_index
-from enas.strategies.derive import derive
-from enas.strategies.enas import EnasSearch
+from enas.strategies import derive
+from enas.strategies.enas import Enas
 from enas.tasks.ptb import PTBTask
 
 H, T, B = 8, 7, 3
@@ -144,7 +144,7 @@ def test_search_rewards_equal_rewards_scored_one_by_one(tiny_search_cfg, tmp_pat
     cfg = apply_overrides(tiny_search_cfg, ["shared.weight_decay=1e-3"])
 
     def records(run):
-        EnasSearch.start(cfg, run, progress=False).run()
+        Enas.start(cfg, run, progress=False).run()
         derive(run, progress=False)
         return [json.loads(line) for line in (run / "archs.jsonl").read_text().splitlines()]
 
@@ -152,7 +152,7 @@ def test_search_rewards_equal_rewards_scored_one_by_one(tiny_search_cfg, tmp_pat
     monkeypatch.setattr(PTBTask, "score_many", _one_by_one)  # (self, model, tokens, batch): the old loop
     single = records(tmp_path / "single")
     assert [r["phase"] for r in batched].count("controller") == \
-        cfg.epochs * cfg.controller.steps * cfg.controller.num_aggregate
+        cfg.epochs * cfg.section.controller.steps * cfg.section.controller.num_aggregate
     assert [r["phase"] for r in batched].count("derive") == cfg.derive_samples
     assert [(r["phase"], r["arch"]) for r in batched] == [(r["phase"], r["arch"]) for r in single]
     for a, b in zip(batched, single):

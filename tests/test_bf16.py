@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import enas
 from enas.config import apply_overrides
 from enas.nn import rnn_batched
-from enas.strategies.enas import EnasSearch
+from enas.strategies.enas import Enas
 
 V, H, T, B = 300, 32, 12, 4
 
@@ -53,7 +53,7 @@ def test_bf16_batched_rewards_follow_float32():
 
 def test_a_bf16_search_learns(tiny_search_cfg, tmp_path):
     cfg = apply_overrides(tiny_search_cfg, ["bf16=true", "epochs=1", "shared_steps=20", "log_every=10"])
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
     assert search.run()
-    losses = [loss for _, loss in search.shared_losses]
+    losses = [loss for _, loss in search.engine.shared_losses]
     assert losses[-1] < 9.0, losses  # below uniform guessing, ln 10,000 = 9.21

@@ -8,13 +8,14 @@ import pytest
 
 import enas
 from enas.cli import main, read_arch
-from enas.config import PRESETS, apply_overrides, preset
-from enas.strategies import STRATEGIES
+from enas.config import apply_overrides
+from enas.presets import PRESETS
+from enas.strategies import get_strategy, list_strategies, preset
 
 from conftest import SHARED_DATA, run_cli
 
-FAST = ["--set", "shared_steps=6", "--set", "controller.steps=2", "--set", "eval_max_batches=2",
-        "--set", "derive_samples=3"]
+SHARED = ["--set", "shared_steps=6", "--set", "eval_max_batches=2", "--set", "derive_samples=3"]
+FAST = [*SHARED, "--set", "controller.steps=2"]
 
 
 def test_search_derive_train(ptb_dir, tmp_path, capsys):
@@ -101,14 +102,16 @@ def test_help_lists_the_choices_and_defaults(command, capsys):
     assert "--space {" + ",".join(spaces) + "}" in text and "--task {" + ",".join(tasks) + "}" in text
     assert "--preset {" + ",".join(sorted({p for *_, p in PRESETS})) + "}" in text
     if command == "search":
-        assert "--strategy {" + ",".join(STRATEGIES) + "}" in text and "(default: enas)" in text
+        assert "--strategy {" + ",".join(list_strategies()) + "}" in text and "(default: enas)" in text
         assert "(default: enas_rnn)" in text and "(default: ptb)" in text and "(default: paper)" in text
+    if command in ("search", "compare", "config"):  # every strategy with its one-line description
+        assert all(f"{name} {get_strategy(name).description}" in text for name in list_strategies())
     if command != "config":
         assert "--device" in text and "cuda:N" in text and "--json" in text
 
 
 def test_config_prints_every_key_and_value(capsys):
-    sets = ["controller.lr=0.001", "space_options.num_nodes=8"]
+    sets = ["enas.controller.lr=0.001", "space_options.num_nodes=8"]
     assert main(["config", "--preset", "tiny", *[x for kv in sets for x in ("--set", kv)]]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
     assert set(sets) <= set(lines) and "model.hidden_size=48" in lines and "space_options.output=loose_ends" in lines
@@ -118,6 +121,16 @@ def test_config_prints_every_key_and_value(capsys):
                                                                          "space_options.output=loose_ends"])
     assert main(["config", "--kind", "train", "--space", "enas_macro", "--task", "fashion_mnist"]) == 0
     assert "model.style=final" in capsys.readouterr().out.splitlines()
+
+
+def test_config_shows_a_strategys_own_section(capsys):
+    """Full NAS's controller (Zoph & Le: two layers of 35 units) under the strategy's own section."""
+    assert main(["config", "--strategy", "nas", "--preset", "tiny"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert {"strategy=nas", "nas.controller.hidden_size=35", "nas.controller.num_layers=2", "nas.updates=3"} <= set(lines)
+    assert not any(line.startswith(("enas.", "controller.")) for line in lines)
+    assert main(["config", "--strategy", "random", "--preset", "tiny"]) == 0
+    assert not any("controller" in line for line in capsys.readouterr().out.splitlines())
 
 
 @pytest.mark.parametrize("args,what", [
@@ -141,7 +154,7 @@ def test_random_and_nas_report_without_controller_wording(ptb_dir, tmp_path, cap
 
     run = tmp_path / "random"
     base = ["--data-dir", str(ptb_dir), "--preset", "tiny", "--device", "cpu", "--set", "space_options.num_nodes=3"]
-    assert main(["search", "--strategy", "random", "--logdir", str(run), *base, *FAST]) == 0
+    assert main(["search", "--strategy", "random", "--logdir", str(run), *base, *SHARED]) == 0
     assert main(["derive", str(run)]) == 0
     out, err = capsys.readouterr()
     assert "random search of enas_rnn on ptb finished" in out and "drawn uniformly at random" in out
@@ -151,7 +164,7 @@ def test_random_and_nas_report_without_controller_wording(ptb_dir, tmp_path, cap
     assert not [t for kind in ("scalars", "tensors") for t in events.Tags()[kind] if t.startswith("controller/")]
 
     run = tmp_path / "nas"
-    assert main(["search", "--strategy", "nas", "--logdir", str(run), *base, "--set", "nas_updates=1",
+    assert main(["search", "--strategy", "nas", "--logdir", str(run), *base, "--set", "nas.updates=1",
                  "--set", "controller.num_aggregate=2", "--set", "child_max_steps=2", "--set", "eval_max_batches=1",
                  "--json"]) == 0
     out, err = capsys.readouterr()

@@ -1,17 +1,21 @@
 import pytest
 
 from enas import ConfigError
-from enas.config import PRESETS, SearchConfig, apply_overrides, from_dict, preset, to_dict
+from enas.config import apply_overrides, from_dict, to_dict
 from enas.optim import lr_at
+from enas.presets import PRESETS
+from enas.strategies import preset
 
 
 def test_set_addresses_dotted_fields_and_checks_types():
     cfg = preset("search", "ptb", "paper")
     new = apply_overrides(cfg, ["seed=7", "controller.lr=1e-3", "space_options.num_nodes=8",
                                 "model.dropout_x=0.5", "device=cpu"])
-    assert (new.seed, new.controller.lr, new.space_options, new.model.dropout_x) == (7, 1e-3, {"num_nodes": 8}, 0.5)
+    assert (new.seed, new.enas.controller.lr, new.space_options, new.model.dropout_x) == (7, 1e-3, {"num_nodes": 8},
+                                                                                         0.5)
+    assert apply_overrides(cfg, ["enas.controller.lr=1e-3"]) == apply_overrides(cfg, ["controller.lr=1e-3"])
     assert cfg.seed == 0, "the preset itself is left as it was"
-    assert from_dict(SearchConfig, to_dict(new)) == new
+    assert from_dict(type(new), to_dict(new)) == new
     # a space option reads true / false as written in config.json and in the space's own errors
     flags = apply_overrides(preset("search", "fashion_mnist", "tiny", "nas_cnn"),
                             ["space_options.predict_stride=false"])
@@ -60,13 +64,13 @@ def test_presets_come_from_the_space_registrations():
     # the image recipes serve both image tasks; the task is the one asked for
     for task in ("cifar10", "fashion_mnist"):
         cfg = preset("search", task, "tiny", "enas_micro")
-        assert (cfg.task, cfg.space, cfg.controller.op_bias) == (task, "enas_micro", True)
-    assert preset("search", "fashion_mnist", "tiny", "enas_macro").controller.skip_weight == 0.8
+        assert (cfg.task, cfg.space, cfg.section.controller.op_bias) == (task, "enas_micro", True)
+    assert preset("search", "fashion_mnist", "tiny", "enas_macro").section.controller.skip_weight == 0.8
     assert ("search", "ptb", "enas_rnn", "paper") in PRESETS and ("search", "ptb", "enas_macro", "paper") not in PRESETS
 
 
 def test_full_nas_controller_lr_is_the_tasks():
     # Zoph & Le 2017: Adam lr 5e-4 on Penn Treebank, 6e-4 on CIFAR-10
-    assert preset("search", "ptb", "tiny", strategy="nas").controller.lr == 5e-4
-    assert preset("search", "cifar10", "tiny", "enas_macro", strategy="nas").controller.lr == 6e-4
-    assert preset("search", "cifar10", "tiny", "enas_macro").controller.lr == 0.0035  # enas keeps its own
+    assert preset("search", "ptb", "tiny", strategy="nas").section.controller.lr == 5e-4
+    assert preset("search", "cifar10", "tiny", "enas_macro", strategy="nas").section.controller.lr == 6e-4
+    assert preset("search", "cifar10", "tiny", "enas_macro").section.controller.lr == 0.0035  # enas keeps its own

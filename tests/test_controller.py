@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import enas
-from enas.config import preset
 from enas.controller import ANCHORS, Controller
-from enas.spaces.enas_micro import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT
+from enas.controller import make_controller
 from enas.spaces import Choice, Predecessor, SearchSpace, Subset
-from enas.strategies.common import make_controller
+from enas.spaces.enas_micro import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT
+from enas.strategies import preset
 
 
 class AllKindsSpace(SearchSpace):
@@ -362,7 +362,7 @@ def test_micro_initial_op_probabilities_are_the_official_ones():
     """Official micro_controller.py: op logits = h w_soft + b_soft with the learned b_soft initialised to
     [10, 10, 0, 0, 0]; no temperature, then (tanh_constant / op_tanh_reduce) * tanh(.); then the fixed
     [0.25, 0.25, -0.25, -0.25, -0.25] in the normal cell only."""
-    c = preset("search", "cifar10", "paper", "enas_micro").controller
+    c = preset("search", "cifar10", "paper", "enas_micro").section.controller
     space = enas.get_space("enas_micro", num_blocks=2)
     ctrl = make_controller(space, c, torch.device("cpu"))[0].double()
     with torch.no_grad():

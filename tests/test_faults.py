@@ -71,7 +71,7 @@ def _edit_config(run: pathlib.Path, edit) -> None:
 def made(ptb_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("made")
     runs = {"enas": _search(ptb_dir, root / "enas", "--set", "epochs=1", *ENAS, "--quiet"),
-            "nas": _search(ptb_dir, root / "nas", "--strategy", "nas", *NAS, "--set", "nas_updates=1",
+            "nas": _search(ptb_dir, root / "nas", "--strategy", "nas", *NAS, "--set", "nas.updates=1",
                            "--set", "child_max_steps=3", "--quiet"),
             "train": ["train", "--arch", "enas_ptb", "--data-dir", str(ptb_dir), "--preset", "tiny", "--logdir",
                       str(root / "train"), "--set", "max_steps=3", "--set", "eval_max_batches=1", "--quiet"]}
@@ -129,7 +129,7 @@ def test_diverged_children_of_full_nas_get_reward_0_and_no_nan(ptb_dir, tmp_path
     monkeypatch.setattr(child_training, "train_child", lambda payload: {
         "metrics": [next(ppl)], "metric": "ppl", "seconds": 0.1, "parameters": 1})
     run = tmp_path / "run"
-    assert main(_search(ptb_dir, run, "--strategy", "nas", *NAS, "--set", "nas_updates=1", "--quiet")) == 0
+    assert main(_search(ptb_dir, run, "--strategy", "nas", *NAS, "--set", "nas.updates=1", "--quiet")) == 0
     capsys.readouterr()
     rows = _rows(run)
     assert [r["reward"] for r in rows] == [0.0, 0.0] and [r["metric"] for r in rows] == [math.inf, 1e200]
@@ -151,7 +151,7 @@ def test_a_shared_loss_that_stays_non_finite_stops_after_saving(ptb_dir, tmp_pat
 
 # --- checks before work ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("strategy", [["--strategy", "nas"], ["--strategy", "random", "--set", "weight_sharing=false"]])
+@pytest.mark.parametrize("strategy", [["--strategy", "nas"], ["--strategy", "random_scratch"]])
 def test_a_search_without_sharing_checks_its_data_before_the_first_child(strategy, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ENAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("ENAS_PTB_URL", (tmp_path / "no-mirror").as_uri())
@@ -167,7 +167,7 @@ def test_a_search_whose_every_child_failed_does_not_claim_success(ptb_dir, tmp_p
 
     monkeypatch.setattr(child_training, "train_child", broken)
     run = tmp_path / "run"
-    _fails(capsys, _search(ptb_dir, run, "--strategy", "nas", *NAS, "--set", "nas_updates=1", "--quiet"),
+    _fails(capsys, _search(ptb_dir, run, "--strategy", "nas", *NAS, "--set", "nas.updates=1", "--quiet"),
            "none of the 2 children finished without an error", "device-side assert", "archs.jsonl")
     assert not (run / "arch.json").exists() and len(_rows(run)) == 2
 

@@ -13,11 +13,14 @@ import sys
 import pytest
 import torch
 
+import enas
 from conftest import SHARED_DATA
-from enas.config import apply_overrides, preset
+from enas.config import apply_overrides
 from enas.cuda_graph import CapturedStep
-from enas.strategies.enas import EnasSearch
-from enas.strategies.random import RandomSharedSearch
+from enas.spaces import get_space_class
+from enas.strategies import preset
+from enas.strategies.enas import Enas
+from enas.strategies.random import Random
 
 HOST_READS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy")
 
@@ -47,10 +50,15 @@ def refusing_host_reads():
 
 
 def units(search, n: int) -> None:
-    """n units of the search loop, as `EnasSearch.run` advances them (without its checkpoint at the stop)."""
+    """n units of the search loop, as `Enas.run` advances them (without its progress bar, stop checks and
+    checkpoint)."""
+    e = search.engine
     for _ in range(n):
-        (search._shared_step if search.phase == "shared" else search._controller_step)()
-        search.step += 1
+        if e.phase == "shared":
+            e.train_step(e.next_arch(search.policy.sample))
+        else:
+            search.policy.update()
+        e.step += 1
 
 
 def test_the_guard_catches_a_host_read():
@@ -59,54 +67,54 @@ def test_the_guard_catches_a_host_read():
     assert torch.ones(()).item() == 1.0  # restored
 
 
-@pytest.mark.parametrize("strategy", [EnasSearch, RandomSharedSearch])
+@pytest.mark.parametrize("strategy", [Enas, Random])
 def test_ptb_steps_read_nothing_back(strategy, tiny_search_cfg, tmp_path):
     cfg = apply_overrides(tiny_search_cfg, ["log_every=50", "shared_steps=6", "controller.steps=4"])
     search = strategy.start(cfg, tmp_path / "run", progress=False)
     search.run(max_units=1)
     with refusing_host_reads():
         units(search, 5)  # shared steps 2..6 (the window of 6 was drawn by step 1)
-    assert search.phase == "shared" and search.step == 6
-    if strategy is EnasSearch:
+    assert search.engine.phase == "shared" and search.engine.step == 6
+    if strategy is Enas:
         search.run(max_units=1)  # the phase switch
         with refusing_host_reads():
             units(search, 2)  # controller updates 2..3 (the 4th logs)
-        assert search.phase == "controller" and search.step == 3
+        assert search.engine.phase == "controller" and search.engine.step == 3
 
 
 def test_ptb_step_with_weight_decay_reads_nothing_back(tiny_search_cfg, tmp_path):
     """The row-sparse update with its lazy decay (enas/optim.py) included."""
     cfg = apply_overrides(tiny_search_cfg, ["log_every=50", "shared_steps=6", "shared.weight_decay=1e-4"])
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
-    assert search.supernet.row_sparse
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
+    assert search.engine.supernet.row_sparse
     search.run(max_units=1)
     with refusing_host_reads():
         units(search, 5)
 
 
-@pytest.mark.parametrize("space", ["enas_macro", "enas_micro"])
+@pytest.mark.parametrize("space", [s for s in enas.list_spaces() if "fashion_mnist" in get_space_class(s).tasks])
 def test_image_shared_steps_read_nothing_back(space, tmp_path):
     """A CNN supernet decides in Python which ops run: the window's architectures are read to the host
     once, when it is drawn, and not per step."""
     cfg = preset("search", "fashion_mnist", "tiny", space)
     cfg = apply_overrides(cfg, [f"data_dir={SHARED_DATA / 'fashion-mnist'}", "log_every=50", "shared_steps=4",
                                 "batch_size=8", "num_valid=64", "eval_batch_size=16"])
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
     search.run(max_units=1)
     with refusing_host_reads():
         units(search, 3)
-    assert search.phase == "shared" and search.step == 4
+    assert search.engine.phase == "shared" and search.engine.step == 4
 
 
 def test_a_resumed_search_trains_on_the_rest_of_the_drawn_window(tiny_search_cfg, tmp_path):
     """The architectures drawn for a window but not yet trained on are in the checkpoint."""
     cfg = apply_overrides(tiny_search_cfg, ["log_every=50", "epochs=1"])
-    whole = EnasSearch.start(cfg, tmp_path / "whole", progress=False)
+    whole = Enas.start(cfg, tmp_path / "whole", progress=False)
     whole.run()
-    parts = EnasSearch.start(cfg, tmp_path / "parts", progress=False)
+    parts = Enas.start(cfg, tmp_path / "parts", progress=False)
     parts.run(max_units=2)  # mid window
     assert len(parts.state_dict()["arch_window"]) == cfg.shared_steps - 2
-    EnasSearch.resume(tmp_path / "parts", progress=False).run()
+    Enas.resume(tmp_path / "parts", progress=False).run()
     a, b = (torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True) for run in ("whole", "parts"))
     for key in a["supernet"]:
         assert torch.equal(a["supernet"][key], b["supernet"][key]), key
@@ -128,7 +136,7 @@ def _cuda_search(cfg_overrides, tmp_path, name="run"):
     from conftest import SHARED_DATA as data
     cfg = preset("search", "ptb", "tiny")
     cfg = apply_overrides(cfg, [f"data_dir={data / 'ptb'}", "device=cuda", "log_every=50", *cfg_overrides])
-    return EnasSearch.start(cfg, tmp_path / name, progress=False)
+    return Enas.start(cfg, tmp_path / name, progress=False)
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -139,14 +147,14 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 def test_gpu_shared_step_replays_one_graph_without_syncs(tmp_path):
     search = _cuda_search(["shared_steps=40", "controller.steps=12"], tmp_path)
     units(search, 8)  # the warm-up calls, then the capture
-    assert search._captured_step.replays
+    assert search.engine._captured_step.replays
     torch.cuda.set_sync_debug_mode("error")
     try:
         units(search, 30)  # replays only (no log point before step 50)
     finally:
         torch.cuda.set_sync_debug_mode(0)
     search.run(max_units=6)  # to the phase switch, then updates: the reward graph's warm-up and capture
-    assert search.phase == "controller" and search._captured_reward.replays
+    assert search.engine.phase == "controller" and search.engine._captured_reward.replays
     torch.cuda.set_sync_debug_mode("error")
     try:
         units(search, 1)  # an update logs only every log_every // 5 = 10
@@ -166,12 +174,12 @@ def test_gpu_captured_search_matches_the_eager_one(bf16, tmp_path):
     for graphs in (True, False):
         search = _cuda_search([*no_dropout, f"cuda_graphs={str(graphs).lower()}"], tmp_path, f"g{graphs}")
         search.run()
-        assert search._captured_step.replays == graphs
+        assert search.engine._captured_step.replays == graphs
         runs[graphs] = search
     tol = 2e-2 if bf16 else 1e-4
-    for key, value in runs[True].supernet.state_dict().items():
-        assert torch.allclose(value, runs[False].supernet.state_dict()[key], atol=tol, rtol=tol), key
-    losses = [loss for _, loss in runs[True].shared_losses]
+    for key, value in runs[True].engine.supernet.state_dict().items():
+        assert torch.allclose(value, runs[False].engine.supernet.state_dict()[key], atol=tol, rtol=tol), key
+    losses = [loss for _, loss in runs[True].engine.shared_losses]
     assert all(loss < 9.3 for loss in losses), losses
 
 
@@ -182,7 +190,7 @@ def test_gpu_image_shared_steps_do_not_synchronise(tmp_path):
     cfg = preset("search", "fashion_mnist", "tiny", "enas_macro")
     cfg = apply_overrides(cfg, [f"data_dir={SHARED_DATA / 'fashion-mnist'}", "device=cuda", "log_every=50",
                                 "shared_steps=10"])
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
     units(search, 2)
     torch.cuda.set_sync_debug_mode("error")
     try:

@@ -5,8 +5,9 @@ import math
 import pytest
 
 import enas
-from enas.config import apply_overrides, preset
-from enas.strategies.enas import EnasSearch
+from enas.config import apply_overrides
+from enas.strategies import preset
+from enas.strategies.enas import Enas
 from enas.train import FinalTraining
 
 UNIFORM = math.log(10000)  # 9.21: the loss of guessing among PTB's 10,000 words
@@ -26,9 +27,9 @@ def test_shared_weights_learn_on_ptb(ptb_dir, tmp_path):
     # the tiny search preset with the paper's batch shape, no controller updates: ~15 s
     cfg = apply_overrides(preset("search", "ptb", "tiny"), [
         f"data_dir={ptb_dir}", "epochs=1", "shared_steps=90", "controller.steps=0", "log_every=15"])
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
     search.run()
-    assert len(_falls(search.shared_losses)) == 6
+    assert len(_falls(search.engine.shared_losses)) == 6
 
 
 def test_without_the_decoder_bias_the_paper_lr_does_not_learn_as_fast(ptb_dir, tmp_path):
@@ -38,9 +39,9 @@ def test_without_the_decoder_bias_the_paper_lr_does_not_learn_as_fast(ptb_dir, t
         cfg = apply_overrides(preset("search", "ptb", "tiny"), [
             f"data_dir={ptb_dir}", "epochs=1", "shared_steps=150", "controller.steps=0", "log_every=50",
             "shared.lr=20", f"model.decoder_bias={bias}"])
-        search = EnasSearch.start(cfg, tmp_path / f"run{bias}", progress=False)
+        search = Enas.start(cfg, tmp_path / f"run{bias}", progress=False)
         search.run()
-        return search.shared_losses[-1][1]
+        return search.engine.shared_losses[-1][1]
     assert final_loss(True) < final_loss(False) - 0.5  # measured: 7.1 against 8.9
 
 

@@ -176,14 +176,15 @@ def test_hparams_row_in_the_run_itself(tmp_path):
 
 
 def test_run_hparams_name_what_differs_from_the_closest_preset():
-    from enas.config import apply_overrides, preset
+    from enas.config import apply_overrides
+    from enas.strategies import preset
     from enas.hparams import closest_preset, run_hparams
 
     cfg = apply_overrides(preset("search", "ptb", "tiny"), ["controller.lr=0.01", "seed=3", "data_dir=/x"])
     assert closest_preset(cfg) == "tiny"
     hp = run_hparams(cfg, "search")
     assert hp == {"kind": "search", "strategy": "enas", "space": "enas_rnn", "task": "ptb", "seed": 3,
-                  "preset": "tiny", "controller.lr": 0.01}
+                  "preset": "tiny", "enas.controller.lr": 0.01}
     train = apply_overrides(preset("train", "ptb", "small"), ["optim.lr=10"])
     assert run_hparams(train, "train", "enas_rnn", arch="0 1") == {
         "kind": "train", "strategy": "", "space": "enas_rnn", "task": "ptb", "seed": 0, "preset": "small",

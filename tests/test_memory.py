@@ -6,14 +6,13 @@ import pytest
 import torch
 
 import enas
-from enas.config import ControllerConfig, apply_overrides, preset
+from enas.config import ControllerConfig, apply_overrides
 from enas.controller import Controller
 from enas.errors import ConfigError
 from enas.memory import ArchMemory
 from enas.policy_gradient import reinforce
-from enas.strategies import enas as enas_strategy
-from enas.strategies.enas import EnasSearch
-from enas.strategies.random import RandomSharedSearch
+from enas.strategies import enas as enas_strategy, preset
+from enas.strategies.enas import Enas
 
 UNITS = 6 + 3  # units of one epoch of tiny_search_cfg: shared steps + controller updates
 
@@ -116,20 +115,21 @@ def test_an_extra_loss_joins_the_one_reinforce_step():
 # --- in the search -----------------------------------------------------------------------------
 
 def test_one_set_turns_it_on_and_the_presets_hold_the_defaults(tiny_search_cfg):
-    paper = preset("search", "ptb", "paper").controller
+    paper = preset("search", "ptb", "paper").section.controller
     assert paper.memory is False
     assert (paper.memory_start_epoch, paper.memory_per_epoch, paper.memory_size, paper.memory_replace,
             paper.memory_loss_start_epoch, paper.memory_batch, paper.memory_weight) == (5, 1000, 10000, 100, 10,
                                                                                         100, 1.0)
-    assert apply_overrides(preset("search", "ptb", "paper"), ["controller.memory=true"]).controller.memory is True
-    for space in ("enas_macro", "enas_micro"):
-        c = apply_overrides(preset("search", "fashion_mnist", "tiny", space), ["controller.memory=on"]).controller
-        assert c.memory and c.memory_start_epoch == 1 and c.memory_loss_start_epoch == 2
+    assert apply_overrides(preset("search", "ptb", "paper"), ["controller.memory=true"]).section.controller.memory is True
+    for space in enas.list_spaces():  # every tiny preset goes through both phases with one --set
+        tiny = preset("search", enas.spaces.get_space_class(space).tasks[0], "tiny", space)
+        c = apply_overrides(tiny, ["controller.memory=on"]).section.controller
+        assert c.memory and c.memory_start_epoch == 1 and c.memory_loss_start_epoch == 2 and tiny.epochs == 2
     with pytest.raises(ConfigError, match="true or false"):
         apply_overrides(tiny_search_cfg, ["controller.memory=sometimes"])
 
     # the tiny preset with that one --set goes through both phases in its two epochs
-    c = with_memory(tiny_search_cfg).controller
+    c = with_memory(tiny_search_cfg).section.controller
     assert c.memory_start_epoch == 1 and c.memory_loss_start_epoch == 2 and tiny_search_cfg.epochs == 2
 
 
@@ -137,14 +137,14 @@ def test_epochs_store_fill_and_replace_in_the_search(tiny_search_cfg, tmp_path):
     cfg = with_memory(tiny_search_cfg, "epochs=4", "controller.memory_start_epoch=2",
                       "controller.memory_per_epoch=5", "controller.memory_size=8", "controller.memory_replace=3",
                       "controller.memory_loss_start_epoch=4")
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
-    seen, end_epoch = [], search._end_epoch
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
+    seen, end_epoch = [], search.policy.end_epoch
 
-    def recording():
+    def recording():  # the epoch just ended (1-based), and the memory after its end
         end_epoch()
-        seen.append((search.epoch, len(search.memory), search.memory.tokens.clone()))
+        seen.append((search.engine.epoch + 1, len(search.policy.memory), search.policy.memory.tokens.clone()))
 
-    search._end_epoch = recording
+    search.policy.end_epoch = recording
     assert search.run() is True
     assert [(epoch, n) for epoch, n, _ in seen] == [(1, 0), (2, 5), (3, 8), (4, 8)]  # from the end of epoch 2
     assert torch.equal(seen[2][2][:5], seen[1][2][:5])  # filling appends
@@ -156,14 +156,14 @@ def test_epochs_store_fill_and_replace_in_the_search(tiny_search_cfg, tmp_path):
 
 def test_the_memory_loss_is_the_nll_of_the_drawn_rows(tiny_search_cfg, tmp_path, monkeypatch):
     cfg = with_memory(tiny_search_cfg, "controller.memory_weight=0.5")
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
     drawn, checked = [], []
-    draw = search.memory.draw
-    monkeypatch.setattr(search.memory, "draw", lambda n: drawn.append(draw(n)) or drawn[-1])
+    draw = search.policy.memory.draw
+    monkeypatch.setattr(search.policy.memory, "draw", lambda n: drawn.append(draw(n)) or drawn[-1])
     real = enas_strategy.reinforce
 
     def checking(controller, optimizer, sample, reward, baseline, c, extra_loss=None):
-        if search.epoch == 0:
+        if search.engine.epoch == 0:
             assert extra_loss is None and not drawn  # epoch 1: no loss yet
         else:
             rows = drawn[-1]
@@ -176,15 +176,15 @@ def test_the_memory_loss_is_the_nll_of_the_drawn_rows(tiny_search_cfg, tmp_path,
 
     monkeypatch.setattr(enas_strategy, "reinforce", checking)
     assert search.run() is True
-    assert len(checked) == len(drawn) == cfg.controller.steps  # every update of epoch 2, one batch each
+    assert len(checked) == len(drawn) == cfg.section.controller.steps  # every update of epoch 2, one batch each
     assert search.logger.last["controller/memory_loss"] == pytest.approx(checked[-1].item(), rel=1e-6)
 
 
 def test_the_regulariser_changes_the_controller_update_once_its_loss_starts(tiny_search_cfg, tmp_path):
     def controller_after(cfg, name, units):
-        search = EnasSearch.start(cfg, tmp_path / name, progress=False)
+        search = Enas.start(cfg, tmp_path / name, progress=False)
         search.run(max_units=units)
-        return {k: v.clone() for k, v in search.controller.state_dict().items()}
+        return {k: v.clone() for k, v in search.policy.controller.state_dict().items()}
 
     off = tiny_search_cfg
     on = with_memory(tiny_search_cfg)
@@ -202,13 +202,13 @@ def test_the_regulariser_changes_the_controller_update_once_its_loss_starts(tiny
 def test_a_search_with_memory_resumes_exactly(tiny_search_cfg, tmp_path):
     cfg = with_memory(tiny_search_cfg, "epochs=3")
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert EnasSearch.start(cfg, whole, progress=False).run() is True
+    assert Enas.start(cfg, whole, progress=False).run() is True
     # stops: mid epoch 1; after the store of epoch 1's end; mid epoch 2's updates (loss on); the end
-    assert EnasSearch.start(cfg, parts, progress=False).run(max_units=4) is False
-    assert EnasSearch.resume(parts, progress=False).run(max_units=UNITS - 3) is False
+    assert Enas.start(cfg, parts, progress=False).run(max_units=4) is False
+    assert Enas.resume(parts, progress=False).run(max_units=UNITS - 3) is False
     assert len(checkpoint(parts)["memory"]["tokens"]) == 8
-    assert EnasSearch.resume(parts, progress=False).run(max_units=UNITS - 2) is False
-    assert EnasSearch.resume(parts, progress=False).run() is True
+    assert Enas.resume(parts, progress=False).run(max_units=UNITS - 2) is False
+    assert Enas.resume(parts, progress=False).run() is True
 
     a, b = checkpoint(whole), checkpoint(parts)
     assert torch.equal(a["memory"]["tokens"], b["memory"]["tokens"]) and len(a["memory"]["tokens"]) == 8
@@ -228,16 +228,13 @@ def test_a_search_with_memory_resumes_exactly(tiny_search_cfg, tmp_path):
 
 
 def test_off_by_default_and_random_search_is_unaffected(tiny_search_cfg, tmp_path):
-    search = EnasSearch.start(tiny_search_cfg, tmp_path / "off", progress=False)
-    assert search.memory is None
+    search = Enas.start(tiny_search_cfg, tmp_path / "off", progress=False)
+    assert search.policy.memory is None
     search.run()
     assert "memory" not in checkpoint(tmp_path / "off")
     assert not any("memory" in tag for tag in scalars(tmp_path / "off"))
 
-    runs = {}
-    for name, cfg in (("plain", tiny_search_cfg), ("memory", with_memory(tiny_search_cfg))):
-        random_search = RandomSharedSearch(cfg, tmp_path / f"random_{name}", progress=False)
-        assert random_search.memory is None  # it trains no controller
-        random_search.run()
-        runs[name] = random_search.supernet.state_dict()
-    assert all(torch.equal(runs["plain"][k], runs["memory"][k]) for k in runs["plain"])
+    # random search trains no controller: its config has none to remember with
+    random_cfg = preset("search", "ptb", "tiny", strategy="random")
+    with pytest.raises(ConfigError, match="unknown config key 'controller.memory'"):
+        apply_overrides(random_cfg, ["controller.memory=true"])

@@ -152,15 +152,14 @@ def test_text_and_figure_mark_the_memory():
 @pytest.mark.skipif(not (PTB / "ptb.train.txt").is_file(), reason="needs the PTB files")
 def test_shared_loss_falls_below_uniform_on_ptb(tmp_path):
     from enas.config import apply_overrides
-    from enas.spaces.nas_rnn import NASRNNSpace
-    from enas.strategies import start_search
+    from enas.strategies import preset, start_search
 
-    cfg = NASRNNSpace.presets[("search", "tiny")]("ptb")
+    cfg = preset("search", "ptb", "tiny", "nas_rnn")
     cfg = apply_overrides(cfg, [f"data_dir={PTB}", "log_every=10", "shared_steps=30", "epochs=1",
                                 "controller.steps=0", "seed=0"])
     search = start_search(cfg, str(tmp_path / "run"), progress=False)
     search.run(max_units=30)
-    losses = [loss for _, loss in search.shared_losses]
+    losses = [loss for _, loss in search.engine.shared_losses]
     assert len(losses) == 3 and losses[-1] < math.log(10000), losses
 
 

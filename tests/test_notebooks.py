@@ -10,34 +10,34 @@ from nbclient import NotebookClient
 
 from enas.analysis import analyze
 from enas.config import apply_overrides
-from enas.strategies import start_search
-from enas.strategies.derive import derive
+from enas.strategies import derive, preset, start_search
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-CHILDREN = ["nas_updates=1", "controller.num_aggregate=2", "child_max_steps=2", "eval_max_batches=1"]
-STRATEGIES = {  # name -> (overrides of the tiny search, what inspect_run.ipynb says of its result)
-    "enas": (["strategy=enas"], "sampled from the controller"),
-    "random-shared": (["strategy=random"], "drawn uniformly at random"),
-    "nas": (["strategy=nas", *CHILDREN], "sampled by the controller"),
-    "random-scratch": (["strategy=random", "weight_sharing=false", *CHILDREN], "(random) trained from scratch"),
+SHARED = ["shared_steps=6", "eval_max_batches=3", "derive_samples=4", "log_every=2"]
+CHILDREN = ["child_max_steps=2", "eval_max_batches=1"]
+STRATEGIES = {  # name -> (overrides of its tiny search, what inspect_run.ipynb says of its result)
+    "enas": ([*SHARED, "controller.steps=3"], "sampled from the controller"),
+    "random": (SHARED, "drawn uniformly at random"),
+    "nas": (["nas.updates=1", "controller.num_aggregate=2", *CHILDREN], "sampled by the controller"),
+    "random_scratch": (["random_scratch.children=2", *CHILDREN], "(random) trained from scratch"),
 }
-CASES = [("enas", "."), ("enas", "notebooks"), ("random-shared", "notebooks"), ("nas", "."),
-         ("random-scratch", "notebooks")]
+CASES = [("enas", "."), ("enas", "notebooks"), ("random", "notebooks"), ("nas", "."), ("random_scratch", "notebooks")]
 
 
 def test_every_notebook_is_tested():
     assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} == {"inspect_run.ipynb", "controller_analysis.ipynb"}
 
 
-def make_run(strategy, tiny_search_cfg, tmp_path) -> Path:
+def make_run(strategy, ptb_dir, tmp_path) -> Path:
     """A finished tiny run of `strategy` in tmp_path/runs/, laid out like the repository (notebooks/ beside
     runs/), with its result: derived with shared weights, the best child without."""
     overrides, _ = STRATEGIES[strategy]
     (tmp_path / "notebooks").mkdir()
     run = tmp_path / "runs" / strategy
-    search = start_search(apply_overrides(tiny_search_cfg, overrides), run, progress=False)
+    cfg = apply_overrides(preset("search", "ptb", "tiny", strategy=strategy), [f"data_dir={ptb_dir}", *overrides])
+    search = start_search(cfg, run, progress=False)
     assert search.run() is True
-    if hasattr(search, "supernet"):
+    if search.shared_weights:
         derive(run, progress=False)
     else:
         search.finish()
@@ -62,24 +62,23 @@ def execute(name, run, cwd, tmp_path, monkeypatch) -> tuple[list, str]:
 
 
 @pytest.mark.parametrize("strategy,cwd", CASES, ids=[f"{s}-from-{c}" for s, c in CASES])
-def test_inspect_run(strategy, cwd, tiny_search_cfg, tmp_path, monkeypatch):
+def test_inspect_run(strategy, cwd, ptb_dir, tmp_path, monkeypatch):
     result = STRATEGIES[strategy][1]
-    outputs, text = execute("inspect_run.ipynb", make_run(strategy, tiny_search_cfg, tmp_path), cwd, tmp_path,
+    outputs, text = execute("inspect_run.ipynb", make_run(strategy, ptb_dir, tmp_path), cwd, tmp_path,
                             monkeypatch)
     assert result in text and "highest rewards" in text
     assert "image/png" in outputs[-1].get("data", {}), "the result's cell is drawn"
-    records = "controller records" if strategy == "enas" else "derive records" if "shared" in strategy else \
-        "child records"
+    records = {"enas": "controller records", "random": "derive records"}.get(strategy, "child records")
     assert records in text
     if strategy.startswith("random"):
         assert "controller" not in text
-    if strategy in ("enas", "random-shared"):
+    if strategy in ("enas", "random"):
         assert re.search(r"ppl +\d+\.\d\d\b", text), "perplexities with two decimals"
 
 
 @pytest.mark.parametrize("cwd", [".", "notebooks"])
-def test_controller_analysis(cwd, tiny_search_cfg, tmp_path, monkeypatch):
-    run = make_run("enas", tiny_search_cfg, tmp_path)
+def test_controller_analysis(cwd, ptb_dir, tmp_path, monkeypatch):
+    run = make_run("enas", ptb_dir, tmp_path)
     analyze(run, samples=12, batches=1, progress=False)
     outputs, text = execute("controller_analysis.ipynb", run, cwd, tmp_path, monkeypatch)
     assert "12 architectures per group, valid ppl over 1 validation batches" in text
@@ -88,8 +87,8 @@ def test_controller_analysis(cwd, tiny_search_cfg, tmp_path, monkeypatch):
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4, "three figures and the reward curves"
 
 
-def test_controller_analysis_without_an_analysis(tiny_search_cfg, tmp_path, monkeypatch):
-    run = make_run("enas", tiny_search_cfg, tmp_path)
+def test_controller_analysis_without_an_analysis(ptb_dir, tmp_path, monkeypatch):
+    run = make_run("enas", ptb_dir, tmp_path)
     outputs, text = run_notebook("controller_analysis.ipynb", run, ".", tmp_path, monkeypatch)
     assert f"run `enas analyze {Path('runs/enas')}`" in text and not (run / "analysis").exists()
     assert not any("image/png" in o.get("data", {}) for o in outputs)

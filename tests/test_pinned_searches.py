@@ -24,19 +24,19 @@ WRITE = os.environ.get("ENAS_WRITE_PINS") == "1"
 
 PTB = ["--space", "enas_rnn", "--task", "ptb", "--preset", "tiny", "--set", "space_options.num_nodes=4",
        "--set", "eval_max_batches=2"]
-SHARED = ["--set", "shared_steps=6", "--set", "controller.steps=3", "--set", "log_every=2",
-          "--set", "derive_samples=4"]
+SHARED = ["--set", "shared_steps=6", "--set", "log_every=2", "--set", "derive_samples=4"]
 CHILDREN = ["--set", "controller.num_aggregate=2", "--set", "child_max_steps=3", "--set", "child_epochs=2"]
 IMAGES = ["--space", "enas_macro", "--task", "fashion_mnist", "--preset", "tiny", "--set", "shared_steps=4",
           "--set", "controller.steps=2", "--set", "derive_samples=3", "--set", "space_options.num_layers=3"]
 
 # name -> (data set, search arguments, derive after the search)
 CASES = {
-    "enas": ("ptb", ["--strategy", "enas", *PTB, *SHARED, "--set", "controller.memory=true"], True),
+    "enas": ("ptb", ["--strategy", "enas", *PTB, *SHARED, "--set", "controller.steps=3",
+                     "--set", "controller.memory=true"], True),
     "random_shared": ("ptb", ["--strategy", "random", *PTB, *SHARED], True),
-    "nas": ("ptb", ["--strategy", "nas", *PTB, *CHILDREN, "--set", "nas_updates=2"], False),
-    "random_scratch": ("ptb", ["--strategy", "random", "--set", "weight_sharing=false", *PTB, *CHILDREN,
-                               "--set", "nas_updates=2"], False),
+    "nas": ("ptb", ["--strategy", "nas", *PTB, *CHILDREN, "--set", "nas.updates=2"], False),
+    "random_scratch": ("ptb", ["--strategy", "random_scratch", *PTB, *CHILDREN[2:], "--set",
+                               "random_scratch.children=4", "--set", "random_scratch.batch=2"], False),
     "enas_macro": ("fashion-mnist", ["--strategy", "enas", *IMAGES], True),
 }
 # searches without weight sharing or a controller hold no tensors of their own worth pinning

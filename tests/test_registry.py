@@ -1,5 +1,6 @@
 """What every registered space gets for free: one parametrised test per promise of the registration
-(DESIGN.md sections 1 and 7), at the sizes of the space's ("search", "tiny") preset on its first task.
+(ARCHITECTURE.md, "What the tests hold"), at the sizes of the space's ("search", "tiny") preset on its
+first task.
 
 A space registered later is picked up by `enas.list_spaces()`; its task must be in TASK_RUNS (how
 its models take data), which is the only per-task knowledge here.
@@ -15,11 +16,11 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 import enas
-from enas.config import preset
+from enas import registry
+from enas.controller import make_controller
 from enas.nn import param_map, used_mask
-from enas.spaces import base as spaces_base
 from enas.spaces import get_space_class
-from enas.strategies.common import make_controller
+from enas.strategies import preset
 from enas.tasks import task_class
 
 F64 = torch.float64
@@ -128,7 +129,7 @@ def check_round_trip(name: str) -> None:
 def check_controller_log_prob(name: str) -> None:
     space, _, cfg, _ = tiny(name)
     torch.manual_seed(0)
-    controller, _ = make_controller(space, cfg.controller, torch.device("cpu"))
+    controller, _ = make_controller(space, cfg.section.controller, torch.device("cpu"))
     sample = controller.sample(6)
     again = controller.log_prob(sample.tokens)
     assert torch.allclose(sample.log_prob, again.log_prob, atol=1e-5)
@@ -258,7 +259,7 @@ def registered_copy():
     parent = get_space_class("enas_micro")
     cls = enas.spaces.register(type("MicroCopy", (parent,), {"name": "test_micro_copy"}))
     yield cls.name
-    spaces_base._REGISTRY.pop(cls.name)
+    registry.SPACES.unregister(cls.name)
 
 
 def test_a_newly_registered_space_gets_every_check(registered_copy):

@@ -11,20 +11,23 @@ import signal
 import pytest
 import torch
 
-import enas.strategies.nas
+import enas.strategies.pool
 from enas import rundir
 from enas.cli import main
 from enas.interrupt import stop_on_interrupt
 from enas.strategies import resume_search, start_search
-from enas.strategies.enas import EnasSearch
+from enas.strategies.enas import Enas
 
 from conftest import run_cli, start_cli, wait_until
 
-SHARED = ["--set", "shared_steps=30", "--set", "controller.steps=3", "--set", "epochs=1", "--set", "log_every=1",
+SHARED = ["--set", "shared_steps=30", "--set", "epochs=1", "--set", "log_every=1",
           "--set", "eval_max_batches=2", "--set", "space_options.num_nodes=3"]
-NAS = ["--set", "nas_updates=2", "--set", "controller.num_aggregate=2", "--set", "child_max_steps=20",
-       "--set", "eval_max_batches=2", "--set", "space_options.num_nodes=3"]
-CHILDREN = 4
+CONTROLLER = ["--set", "controller.steps=3"]
+CHILD = ["--set", "child_max_steps=20", "--set", "eval_max_batches=2", "--set", "space_options.num_nodes=3"]
+CHILDREN = 4  # in two batches of two
+NAS = ["--strategy", "nas", "--set", "nas.updates=2", "--set", "controller.num_aggregate=2", *CHILD]
+RANDOM_SCRATCH = ["--strategy", "random_scratch", "--set", "random_scratch.children=4", "--set",
+                  "random_scratch.batch=2", *CHILD]
 STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
 
 
@@ -56,10 +59,10 @@ def test_a_nested_stop_is_seen_by_every_level_and_a_second_signal_stops_at_once(
 
 
 @pytest.mark.parametrize("case,signum", [("enas", signal.SIGTERM), ("enas", signal.SIGINT),
-                                         ("random-shared", signal.SIGINT)])
+                                         ("random", signal.SIGINT)])
 def test_a_weight_sharing_search_stops_saves_and_resumes(case, signum, ptb_dir, tmp_path):
     run = tmp_path / case
-    args = _search(ptb_dir, run, "--strategy", case.split("-")[0], *SHARED)
+    args = _search(ptb_dir, run, "--strategy", case, *SHARED, *(CONTROLLER if case == "enas" else []))
     proc = start_cli(*args, "--quiet")
     wait_until(proc, lambda: list(run.glob("events.out.tfevents.*")))  # shared steps are being logged
     proc.send_signal(signum)
@@ -77,12 +80,11 @@ def test_a_weight_sharing_search_stops_saves_and_resumes(case, signum, ptb_dir, 
 
 
 @pytest.mark.parametrize("case,signum", [
-    ("nas", signal.SIGINT), ("nas", signal.SIGTERM), ("random-scratch", signal.SIGINT),
-    ("random-scratch", signal.SIGTERM), ("nas", signal.SIGKILL)])
+    ("nas", signal.SIGINT), ("nas", signal.SIGTERM), ("random_scratch", signal.SIGINT),
+    ("random_scratch", signal.SIGTERM), ("nas", signal.SIGKILL)])
 def test_a_search_without_sharing_abandons_the_child_in_training(case, signum, ptb_dir, tmp_path, capsys):
     run = tmp_path / case
-    strategy = ["--strategy", "nas"] if case == "nas" else ["--strategy", "random", "--set", "weight_sharing=false"]
-    args = _search(ptb_dir, run, *strategy, *NAS)
+    args = _search(ptb_dir, run, *(NAS if case == "nas" else RANDOM_SCRATCH))
     proc = start_cli(*args, "--quiet")
     wait_until(proc, lambda: _rows(run))  # one child recorded, the next one training
     proc.send_signal(signum)
@@ -112,7 +114,7 @@ def test_a_search_without_sharing_abandons_the_child_in_training(case, signum, p
 def test_worker_processes_stopped_with_the_whole_process_group_are_not_failed_children(signum, ptb_dir, tmp_path):
     """Ctrl-C in a terminal and SIGTERM from Slurm or `timeout` reach the workers too."""
     run = tmp_path / "pool"
-    args = _search(ptb_dir, run, "--strategy", "nas", *NAS)
+    args = _search(ptb_dir, run, *NAS)
     proc = start_cli(*args, "--workers", "2", "--quiet", start_new_session=True)
     wait_until(proc, lambda: _rows(run))
     os.killpg(proc.pid, signum)
@@ -126,14 +128,14 @@ def test_worker_processes_stopped_with_the_whole_process_group_are_not_failed_ch
 
 def test_a_kill_between_a_record_and_its_checkpoint_leaves_no_duplicate(nas_cfg, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    real = enas.strategies.nas.ckpt.save_checkpoint
+    real = enas.strategies.pool.ckpt.save_checkpoint
 
     def killed_after_the_second_record(path, state):
         if len(_rows(run)) == 2:
             raise KeyboardInterrupt  # as if the process died here: archs.jsonl has a row the checkpoint lacks
         real(path, state)
 
-    monkeypatch.setattr(enas.strategies.nas.ckpt, "save_checkpoint", killed_after_the_second_record)
+    monkeypatch.setattr(enas.strategies.pool.ckpt, "save_checkpoint", killed_after_the_second_record)
     with pytest.raises(KeyboardInterrupt):
         start_search(nas_cfg, run, progress=False).run()
     monkeypatch.undo()
@@ -174,7 +176,7 @@ def test_compare_stops_after_saving_and_asks_for_overwrite(ptb_dir, tmp_path, ca
 @pytest.fixture
 def searched(tiny_search_cfg, tmp_path):
     run = tmp_path / "searched"
-    EnasSearch.start(tiny_search_cfg, run, progress=False).run()
+    Enas.start(tiny_search_cfg, run, progress=False).run()
     return run
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import enas
-from enas.strategies.derive import derive
-from enas.strategies.enas import EnasSearch
+from enas.strategies import derive
+from enas.strategies.enas import Enas
 
 from conftest import run_cli, start_cli, wait_until
 
@@ -20,20 +20,20 @@ def _controller_weights(run_dir):
 
 def test_search_writes_the_run_directory(tiny_search_cfg, tmp_path):
     run = tmp_path / "run"
-    search = EnasSearch.start(tiny_search_cfg, run, progress=False)
+    search = Enas.start(tiny_search_cfg, run, progress=False)
     assert search.run() is True
     result = derive(run, progress=False)
 
     config = json.loads((run / "config.json").read_text())
-    assert config["config"]["controller"]["steps"] == 3 and config["torch"] == torch.__version__
+    assert config["config"]["enas"]["controller"]["steps"] == 3 and config["torch"] == torch.__version__
     records = [json.loads(line) for line in (run / "archs.jsonl").read_text().splitlines()]
     c = tiny_search_cfg
     controller_records = [r for r in records if r["phase"] == "controller"]
-    assert len(controller_records) == c.epochs * c.controller.steps * c.controller.num_aggregate
+    assert len(controller_records) == c.epochs * c.section.controller.steps * c.section.controller.num_aggregate
     assert len([r for r in records if r["phase"] == "derive"]) == c.derive_samples
     for r in controller_records:
         enas.Arch.parse(search.space, r["arch"])
-        bonus = c.controller.entropy_weight * r["entropy"]
+        bonus = c.section.controller.entropy_weight * r["entropy"]
         assert r["reward"] == pytest.approx(80.0 / r["metric"] + bonus, rel=1e-5)
 
     arch = enas.Arch.from_json(json.loads((run / "arch.json").read_text()))
@@ -55,11 +55,11 @@ def test_search_writes_the_run_directory(tiny_search_cfg, tmp_path):
 
 def test_resume_equals_an_uninterrupted_run(tiny_search_cfg, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    EnasSearch.start(tiny_search_cfg, whole, progress=False).run()
+    Enas.start(tiny_search_cfg, whole, progress=False).run()
     # stop after 4 units (mid shared phase), then after 5 more (mid controller phase), then finish
-    assert EnasSearch.start(tiny_search_cfg, parts, progress=False).run(max_units=4) is False
-    assert EnasSearch.resume(parts, progress=False).run(max_units=5) is False
-    assert EnasSearch.resume(parts, progress=False).run() is True
+    assert Enas.start(tiny_search_cfg, parts, progress=False).run(max_units=4) is False
+    assert Enas.resume(parts, progress=False).run(max_units=5) is False
+    assert Enas.resume(parts, progress=False).run() is True
 
     (ctrl_a, net_a), (ctrl_b, net_b) = _controller_weights(whole), _controller_weights(parts)
     for key in ctrl_a:
@@ -94,8 +94,8 @@ def test_ctrl_c_saves_and_resume_finishes(ptb_dir, tmp_path):
 
 
 def test_non_finite_loss_is_skipped_and_counted(tiny_search_cfg, tmp_path, monkeypatch):
-    search = EnasSearch.start(tiny_search_cfg, tmp_path / "run", progress=False)
-    real = search.task.train_forward
+    search = Enas.start(tiny_search_cfg, tmp_path / "run", progress=False)
+    real = search.engine.task.train_forward
     calls = {"n": 0}
 
     def poisoned(model, arch, x, y, hidden):
@@ -103,30 +103,31 @@ def test_non_finite_loss_is_skipped_and_counted(tiny_search_cfg, tmp_path, monke
         calls["n"] += 1
         return (loss * float("nan") if calls["n"] in (2, 3) else loss), hidden
 
-    monkeypatch.setattr(search.task, "train_forward", poisoned)
+    monkeypatch.setattr(search.engine.task, "train_forward", poisoned)
     search.run(max_units=1)
-    before = {k: v.clone() for k, v in search.supernet.state_dict().items()}
+    before = {k: v.clone() for k, v in search.engine.supernet.state_dict().items()}
     search.run(max_units=2)  # both poisoned steps
-    after = search.supernet.state_dict()
+    after = search.engine.supernet.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "a NaN step changed the weights"
-    assert int(search.skipped) == 2
+    assert int(search.engine.skipped) == 2
     search.run(max_units=1)  # a finite step moves them again
-    assert any(not torch.equal(before[k], search.supernet.state_dict()[k]) for k in before)
-    assert all(torch.isfinite(v).all() for v in search.supernet.state_dict().values())
+    assert any(not torch.equal(before[k], search.engine.supernet.state_dict()[k]) for k in before)
+    assert all(torch.isfinite(v).all() for v in search.engine.supernet.state_dict().values())
 
 
 def test_paper_preset_runs_at_a_small_size(ptb_dir, tmp_path):
     """Every option the paper preset turns on (weight decay, all dropouts, hidden-norm clip, the
     index-distance prior, lr decay) goes through one epoch of the real loop."""
-    from enas.config import apply_overrides, preset
+    from enas.config import apply_overrides
+    from enas.strategies import preset
 
     cfg = preset("search", "ptb", "paper")
     cfg.data_dir = str(ptb_dir)
     cfg = apply_overrides(cfg, ["model.hidden_size=16", "shared_steps=3", "controller.steps=2",
                                 "controller.num_aggregate=3", "epochs=2", "shared.lr_decay_start=1",
                                 "eval_max_batches=1", "batch_size=8", "eval_batch_size=8", "log_every=1"])
-    search = EnasSearch.start(cfg, tmp_path / "run", progress=False)
+    search = Enas.start(cfg, tmp_path / "run", progress=False)
     assert search.run() is True
-    assert search.shared_opt.param_groups[0]["lr"] == pytest.approx(8.75 * 0.96)
-    assert int(search.skipped) == 0
+    assert search.engine.optimizer.param_groups[0]["lr"] == pytest.approx(8.75 * 0.96)
+    assert int(search.engine.skipped) == 0
     assert derive(tmp_path / "run", samples=3, progress=False)["metric"] > 1

@@ -243,14 +243,14 @@ def test_a_search_with_weight_decay_resumes_to_the_bit(tiny_search_cfg, tmp_path
     """The checkpoint holds the rows with their decay pending and the ledger: a resumed search with
     weight decay and row-sparse updates ends with the same bits as an uninterrupted one."""
     from enas.config import apply_overrides
-    from enas.strategies.enas import EnasSearch
+    from enas.strategies.enas import Enas
 
     cfg = apply_overrides(tiny_search_cfg, ["shared.weight_decay=0.01", "epochs=1"])
-    whole = EnasSearch.start(cfg, tmp_path / "whole", progress=False)
-    assert whole.supernet.row_sparse
+    whole = Enas.start(cfg, tmp_path / "whole", progress=False)
+    assert whole.engine.supernet.row_sparse
     whole.run()
-    assert EnasSearch.start(cfg, tmp_path / "parts", progress=False).run(max_units=4) is False
-    assert EnasSearch.resume(tmp_path / "parts", progress=False).run() is True
+    assert Enas.start(cfg, tmp_path / "parts", progress=False).run(max_units=4) is False
+    assert Enas.resume(tmp_path / "parts", progress=False).run() is True
     a, b = (torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True)["supernet"]
             for run in ("whole", "parts"))
     assert (a["w_edges_decay.mark"] != a["w_edges_decay.log_scale"]).any(), "decay must be pending"

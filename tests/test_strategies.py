@@ -5,15 +5,14 @@ import pytest
 import torch
 
 import enas
-import enas.strategies.enas
-import enas.train
 from enas import child_training
-from enas.config import apply_overrides, preset
+from enas.config import apply_overrides
+from enas.controller import make_controller
 from enas.errors import ConfigError
 from enas.policy_gradient import moving_average
-from enas.strategies import resume_search, start_search
-from enas.strategies.common import make_controller
-from enas.strategies.derive import derive
+from enas.strategies import derive, preset, resume_search, start_search
+import enas.strategies.engine
+import enas.train
 
 from conftest import run_cli
 
@@ -26,9 +25,9 @@ def test_nas_trains_children_from_scratch_and_updates_the_controller(nas_cfg, tm
     built = []
     real_build = enas.train.build_child
     monkeypatch.setattr(enas.train, "build_child", lambda *a, **kw: built.append(real_build(*a, **kw)) or built[-1])
-    # both names, and the strategy module imported above: patching only enas.nn would leak into later tests
-    # through the name enas.strategies.enas binds when it is first imported
-    for module in (enas.nn, enas.strategies.enas):
+    # both names, and the engine module imported above: patching only enas.nn would leak into later tests
+    # through the name enas.strategies.engine binds when it is first imported
+    for module in (enas.nn, enas.strategies.engine):
         monkeypatch.setattr(module, "build_supernet", lambda *a, **kw: pytest.fail("full NAS built a supernet"))
     search = start_search(nas_cfg, tmp_path / "run", progress=False)
     before = {k: v.clone() for k, v in search.controller.state_dict().items()}
@@ -54,7 +53,7 @@ def test_nas_resumes_without_retraining_finished_children(nas_cfg, tmp_path, mon
     real = child_training.train_child
     monkeypatch.setattr(child_training, "train_child", lambda payload: calls.append(payload["arch"]) or real(payload))
     search = start_search(nas_cfg, tmp_path / "run", progress=False)
-    assert search.run(max_children=3) is False  # mid second update: one child of it done
+    assert search.run(max_units=3) is False  # mid second update: one child of it done
     assert len(calls) == 3
     assert resume_search(tmp_path / "run", progress=False).run() is True
     assert len(calls) == 4, "only the one unfinished child was trained after the resume"
@@ -84,10 +83,10 @@ def test_a_failing_child_gets_the_floor_reward_and_the_search_goes_on(nas_cfg, t
 def test_nas_presets_have_the_controller_of_zoph_and_le(task, space, lr):
     for name in ("paper", "tiny"):
         cfg, enas_cfg = preset("search", task, name, space, strategy="nas"), preset("search", task, name, space)
-        c = cfg.controller
+        c = cfg.section.controller
         assert cfg.strategy == "nas" and (c.hidden_size, c.num_layers, c.lr, c.init_range) == (35, 2, lr, 0.08)
-        assert enas_cfg.strategy == "enas" and enas_cfg.controller.num_layers == 1
-        assert (c.anchors, c.op_bias) == (enas_cfg.controller.anchors, enas_cfg.controller.op_bias)  # the space's
+        assert enas_cfg.strategy == "enas" and enas_cfg.section.controller.num_layers == 1
+        assert (c.anchors, c.op_bias) == (enas_cfg.section.controller.anchors, enas_cfg.section.controller.op_bias)  # the space's
     controller, opt = make_controller(enas.get_space(space), c, torch.device("cpu"))
     assert [(m.input_size, m.hidden_size) for m in controller.lstm] == [(35, 35), (35, 35)]
     weights = torch.cat([p.detach().flatten() for p in controller.parameters()
@@ -98,10 +97,10 @@ def test_nas_presets_have_the_controller_of_zoph_and_le(task, space, lr):
 def _nas_update(cfg, run, rewards):
     """One controller update of a full-NAS search on given children and rewards (no training)."""
     search = start_search(cfg, run, progress=False)
-    search.pending = {"archs": [str(search.space.sample(seed=k)) for k in range(len(rewards))],
-                      "rewards": {str(k): r for k, r in enumerate(rewards)}}
+    archs = [str(search.space.sample(seed=k)) for k in range(len(rewards))]
     before = [p.detach().clone() for p in search.controller.parameters()]
-    search._reinforce()
+    search.reinforce(archs, rewards)
+    search.save()
     moved = max((p.detach() - b).abs().max().item() for p, b in zip(search.controller.parameters(), before))
     return search, moved
 
@@ -111,7 +110,7 @@ def test_nas_controller_update_is_the_shared_one(nas_cfg, tmp_path):
     search, moved = _nas_update(apply_overrides(nas_cfg, ["controller.entropy_weight=0"]), tmp_path / "plain",
                                 [0.3, 0.1, 0.6])
     assert moved > 1e-5
-    expected = moving_average(torch.zeros(()), torch.tensor([0.3, 0.1, 0.6]), nas_cfg.controller.baseline_decay)
+    expected = moving_average(torch.zeros(()), torch.tensor([0.3, 0.1, 0.6]), nas_cfg.section.controller.baseline_decay)
     assert torch.allclose(search.baseline, expected[-1])
     state = torch.load(tmp_path / "plain" / "checkpoints" / "last.pt", weights_only=True)
     assert torch.equal(state["baseline"], search.baseline)
@@ -127,17 +126,23 @@ def test_nas_controller_update_is_the_shared_one(nas_cfg, tmp_path):
         assert (_nas_update(cfg, tmp_path / f"skip{weight}", [0.5, 0.5])[1] > 1e-5) == moves
 
 
-def test_random_search_without_sharing_leaves_the_controller_alone(nas_cfg, tmp_path):
-    cfg = apply_overrides(nas_cfg, ["strategy=random", "weight_sharing=false"])
+def test_random_search_without_sharing_trains_uniform_children_from_scratch(ptb_dir, tmp_path):
+    cfg = preset("search", "ptb", "tiny", strategy="random_scratch")
+    assert (cfg.random_scratch.children, cfg.random_scratch.batch) == (3 * 2, 2), "as many as full NAS trains"
+    cfg = apply_overrides(cfg, [f"data_dir={ptb_dir}", "random_scratch.children=3", "child_epochs=2",
+                                "child_max_steps=3", "eval_max_batches=1", "space_options.num_nodes=3"])
     search = start_search(cfg, tmp_path / "run", progress=False)
-    before = {k: v.clone() for k, v in search.controller.state_dict().items()}
+    assert not hasattr(search, "controller")
     assert search.run() is True
-    assert all(torch.equal(before[k], v) for k, v in search.controller.state_dict().items())
+    records = _records(tmp_path / "run")
+    assert [r["step"] for r in records] == [0, 0, 1], "drawn two at a time, the last batch smaller"
     assert "random" in json.loads((tmp_path / "run" / "arch.json").read_text())["how"]
 
 
 def test_random_search_with_sharing_derives_from_uniform_archs_and_resumes_exactly(tiny_search_cfg, tmp_path):
-    cfg = apply_overrides(tiny_search_cfg, ["strategy=random"])
+    cfg = apply_overrides(preset("search", "ptb", "tiny", strategy="random"),
+                          [f"data_dir={tiny_search_cfg.data_dir}", "shared_steps=6", "eval_max_batches=3",
+                           "derive_samples=4", "log_every=2"])
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     start_search(cfg, whole, progress=False).run()
     assert start_search(cfg, parts, progress=False).run(max_units=5) is False
@@ -145,7 +150,7 @@ def test_random_search_with_sharing_derives_from_uniform_archs_and_resumes_exact
     a = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(parts / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(a["supernet"][k], b["supernet"][k]) for k in a["supernet"])
-    assert a["controller_step"] == 0, "random search trains no controller"
+    assert a["policy_step"] == 0 and "controller" not in a, "random search trains no controller"
     result = derive(whole, progress=False)
     assert "uniformly at random" in result["how"]
     assert derive(parts, progress=False)["arch"] == result["arch"]
@@ -179,7 +184,7 @@ def test_a_task_that_holds_out_images_needs_some(tmp_path):
 def test_op_bias_switches_the_spaces_own_controller_options():
     from enas.spaces.enas_micro import MICRO_OP_BIAS, MICRO_OP_BIAS_INIT
 
-    cfg = preset("search", "cifar10", "tiny", "enas_micro").controller
+    cfg = preset("search", "cifar10", "tiny", "enas_micro").section.controller
     space = enas.get_space("enas_micro", num_blocks=2)
     on, _ = make_controller(space, cfg, torch.device("cpu"))
     assert on.op_bias.tolist() == list(MICRO_OP_BIAS) and on._op_bias_init == MICRO_OP_BIAS_INIT

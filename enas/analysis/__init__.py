@@ -47,20 +47,28 @@ def check_options(samples: int, batches: int) -> None:
         raise ConfigError(f"--batches must be a whole number in 1..{MAX_BATCHES:,}, got {batches!r}")
 
 
-def check_run(run_dir) -> None:
-    """CheckpointError unless run_dir holds an enas search with a checkpoint: the analysis needs both a
-    trained controller and shared weights to score on."""
-    from ..strategies import run_config
+def check_strategy(strategy, run) -> None:
+    """CheckpointError unless the strategy's runs have the groups compared here (its registration's
+    `analyze_groups`): a trained controller, and shared weights to score architectures on."""
+    from ..strategies import get_strategy, list_strategies
 
-    run, config = Path(run_dir), run_config(run_dir)
-    strategy, sharing = config.get("strategy", "enas"), config.get("weight_sharing", True)
-    if strategy == "random" and sharing:
-        raise CheckpointError(f"{run} is a random search with shared weights: it has a supernet but no "
-                              f"controller to analyse; analyze needs an enas run")
-    if strategy != "enas":
-        has = "a controller but no" if strategy == "nas" else "neither a controller nor"
-        raise CheckpointError(f"{run} is a {strategy} search without weight sharing: it has {has} shared weights "
-                              f"to score architectures on; analyze needs an enas run")
+    if set(GROUPS) <= set(strategy.analyze_groups):
+        return
+    has = {(True, False): "shared weights but no controller", (False, True): "a controller but no shared weights",
+           (False, False): "neither a controller nor shared weights"}.get(
+        (strategy.shared_weights, strategy.has_controller), "no groups")
+    fit = [n for n in list_strategies() if set(GROUPS) <= set(get_strategy(n).analyze_groups)]
+    raise CheckpointError(f"{run} is a {strategy.name} search: it has {has} to analyse; analyze needs a search "
+                          f"with a trained controller and shared weights ({', '.join(fit)})")
+
+
+def check_run(run_dir) -> None:
+    """CheckpointError unless run_dir holds a search of a strategy analyze applies to (check_strategy),
+    with a checkpoint."""
+    from ..strategies import strategy_of
+
+    run = Path(run_dir)
+    check_strategy(strategy_of(run_dir), run)
     if not (run / "checkpoints" / "last.pt").exists():
         raise CheckpointError(f"{run} holds no checkpoints/last.pt to analyse: run the search (or resume it) first")
 
@@ -80,9 +88,8 @@ def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAUL
                    progress: bool = True) -> dict | None:
     """`analyze` on a search already loaded (`enas.strategies.load_search`)."""
     check_options(samples, batches)
-    cfg = search.cfg
-    if cfg.strategy != "enas":
-        raise CheckpointError(f"{search.run_dir} is a {cfg.strategy} search: it has no controller to analyse")
+    check_strategy(type(search), search.run_dir)
+    cfg, e, controller = search.cfg, search.engine, search.policy.controller
     untrained = initial_controller(search)
     tokens = draw(search, untrained, samples, cfg.seed)            # group -> [N, L]
     metric = score(search, tokens, batches, progress)              # group -> [N]
@@ -92,20 +99,20 @@ def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAUL
 
     with torch.no_grad():
         sampled = tokens["trained"][:HIDDEN_ARCHS]
-        states = {"trained": search.controller.hidden_states(sampled),             # [n, D + 1, H]
+        states = {"trained": controller.hidden_states(sampled),             # [n, D + 1, H]
                   "untrained": untrained.hidden_states(tokens["untrained"][:HIDDEN_ARCHS])}
         uniform = tokens["uniform"][:EMBED_ARCHS]
-        embeddings = {"trained": search.controller.hidden_states(uniform)[:, -1],  # [m, H]
+        embeddings = {"trained": controller.hidden_states(uniform)[:, -1],  # [m, H]
                       "untrained": untrained.hidden_states(uniform)[:, -1]}
-    dissimilar = dissimilarities(search.space, uniform)
+    dissimilar = dissimilarities(e.space, uniform)
     rho = embedding_correlations(embeddings, dissimilar)
     spreads = {name: step_spread(s) for name, s in states.items()}
-    names = [search.space.decisions[t].name for t in search.controller.decision_order] + ["after the last"]
-    m = search.task.metric
+    names = [e.space.decisions[t].name for t in controller.decision_order] + ["after the last"]
+    m = e.task.metric
     result = {
-        "run": str(search.run_dir), "space": cfg.space, "task": cfg.task, "metric": m,
-        "higher_is_better": search.task.higher_is_better, "seed": cfg.seed, "samples": samples, "batches": batches,
-        "epochs": search.epoch, "controller_updates": search.controller_step, "step": search.global_step,
+        "run": str(e.run_dir), "space": cfg.space, "task": cfg.task, "metric": m,
+        "higher_is_better": e.task.higher_is_better, "seed": cfg.seed, "samples": samples, "batches": batches,
+        "epochs": e.epoch, "controller_updates": e.policy_step, "step": e.global_step,
         "groups": {g: summarise(tokens[g], metric[g], reward[g]) for g in GROUPS},
         "comparison": {"trained_vs_uniform": compare(reward, "trained", "uniform"),
                        "trained_vs_untrained": compare(reward, "trained", "untrained")},
@@ -128,7 +135,7 @@ def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAUL
 
 def _write(search, result: dict, tokens, metric, reward, pictures: dict) -> None:
     """RUN/analysis/* and the `analysis/...` TensorBoard tags, once everything is computed."""
-    log, step, out = search.logger, search.global_step, Path(search.run_dir) / "analysis"
+    log, step, out = search.engine.logger, search.engine.global_step, Path(search.engine.run_dir) / "analysis"
     log.write_json("analysis/analysis.json", result)
     log.write_json("analysis/scores.json", _strict({
         g: [{"arch": " ".join(map(str, t)), "metric": mt, "reward": r}
@@ -169,5 +176,5 @@ def _nan(value) -> float:
     return math.nan if value is None else value
 
 
-__all__ = ["analyze", "analyze_search", "check_options", "check_run", "summary_lines", "markdown", "rankdata",
-           "spearman", "superiority", "initial_controller", "DEFAULT_SAMPLES", "DEFAULT_BATCHES", "FILES"]
+__all__ = ["analyze", "analyze_search", "check_options", "check_run", "check_strategy", "summary_lines", "markdown",
+           "rankdata", "spearman", "superiority", "initial_controller", "DEFAULT_SAMPLES", "DEFAULT_BATCHES", "FILES"]

@@ -28,7 +28,7 @@ def initial_controller(search):
     config (not loaded from the checkpoint) builds it after the same seeding and the same construction
     order, so nothing here repeats that order. Its task and supernet are dropped at once."""
     fresh = type(search)(search.cfg, search.run_dir, progress=False)
-    controller = fresh.controller
+    controller = fresh.policy.controller
     del fresh
     return controller.eval()
 
@@ -40,15 +40,17 @@ def draw(search, untrained, n: int, seed: int) -> dict[str, torch.Tensor]:
     The groups are independent draws (seeds seed, seed + 1, seed + 2), as the rank statistics comparing
     them assume. With one seed for both controllers a controller that has barely moved would repeat the
     other's sample architecture for architecture."""
+    e = search.engine
+
     def sampled(controller, seed: int) -> torch.Tensor:
-        generator = torch.Generator(device=search.device).manual_seed(seed)
+        generator = torch.Generator(device=e.device).manual_seed(seed)
         with torch.no_grad():
             return controller.sample(n, generator=generator).tokens
 
     rng = random.Random(seed + 2)
-    uniform = torch.tensor([search.space.sample(rng=rng).tokens for _ in range(n)], dtype=torch.long,
-                           device=search.device).reshape(n, -1)
-    return {"trained": sampled(search.controller.eval(), seed), "untrained": sampled(untrained, seed + 1),
+    uniform = torch.tensor([e.space.sample(rng=rng).tokens for _ in range(n)], dtype=torch.long,
+                           device=e.device).reshape(n, -1)
+    return {"trained": sampled(search.policy.controller.eval(), seed), "untrained": sampled(untrained, seed + 1),
             "uniform": uniform}
 
 
@@ -62,15 +64,16 @@ def score(search, groups: dict[str, torch.Tensor], batches: int, progress: bool 
         for key in metric:
             if stop:
                 return None
-            arch = torch.tensor(key, dtype=torch.long, device=search.device)
-            metric[key] = search.task.evaluate(search.supernet, arch, "valid", batches)
+            e = search.engine
+            arch = torch.tensor(key, dtype=torch.long, device=e.device)
+            metric[key] = e.task.evaluate(e.supernet, arch, "valid", batches)
             bar.update()
     return {g: [metric[tuple(row)] for row in t.tolist()] for g, t in groups.items()}
 
 
 def rewards(search, metric: list[float]) -> list[float]:
     """The task's reward of each metric (PTB: c / ppl, 0 for a diverged one; images: the accuracy)."""
-    return search.task.reward(torch.tensor(metric, dtype=torch.float64)).tolist()
+    return search.engine.task.reward(torch.tensor(metric, dtype=torch.float64)).tolist()
 
 
 def summarise(tokens: torch.Tensor, metric: list[float], reward: list[float]) -> dict:

@@ -225,6 +225,7 @@ class RNNSupernet(_EnasLM):
     """Shared weights of every cell of an `enas_rnn` space: `supernet(tokens, hidden, arch)`."""
 
     device_arch = True  # the architecture is only indexed with on the device: one graph serves every arch
+    scores_many = True  # n architectures run as one batched recurrence (rnn_batched.mean_cross_entropy)
 
     def __init__(self, space, vocab_size: int, hidden_size: int, **kw):
         super().__init__(space, vocab_size, hidden_size, **kw)

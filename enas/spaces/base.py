@@ -8,13 +8,12 @@ from __future__ import annotations
 import math
 import random
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
+from ..arch import Arch
 from ..errors import ArchError
+from ..registry import SPACES
 from .decisions import Choice, Decision, Predecessor, Subset
-
-if TYPE_CHECKING:
-    from ..arch import Arch
 
 
 class SearchSpace:
@@ -27,7 +26,7 @@ class SearchSpace:
     - `models`: the module under `enas.nn` that builds them (imported when first needed, since `nn`
       sits above `spaces`), with `supernet(space, **kw)`, `child(space, arch, **kw)` and
       `param_map(child, supernet) -> list[ParamSlice]` (enas/nn/param_map.py);
-    - `presets`: {(kind, preset name): fn(task) -> SearchConfig or TrainConfig}, kind "search" or "train";
+    - `presets`: {(kind, preset name): fn(task) -> SearchPreset or TrainConfig}, kind "search" or "train";
     - `controller_options`: keyword values of `Controller` that belong to the space (op biases);
     - `text(tokens)` and `figure(tokens)`: how an architecture is drawn in TensorBoard.
     """
@@ -125,10 +124,8 @@ class SearchSpace:
         return math.prod(2 ** d.width if isinstance(d, Subset) else d.num_options for d in self.decisions)
 
     # --- sampling and validation -------------------------------------------------------------
-    def sample(self, seed: int | None = None, rng: random.Random | None = None) -> "Arch":
+    def sample(self, seed: int | None = None, rng: random.Random | None = None) -> Arch:
         """A uniformly random architecture (what random search draws)."""
-        from ..arch import Arch
-
         rng = rng if rng is not None else random.Random(seed)
         while True:
             tokens: list[int] = []
@@ -171,19 +168,14 @@ def whole_option(space: str, name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-_REGISTRY: dict[str, type[SearchSpace]] = {}
-
-
 def register(cls: type[SearchSpace]) -> type[SearchSpace]:
-    _REGISTRY[cls.name] = cls
-    return cls
+    """The class decorator that registers a space under its `name` (enas/registry.py)."""
+    return SPACES.register(cls)
 
 
 def get_space_class(name: str) -> type[SearchSpace]:
     """The registered class of space `name`: its registration (tasks, presets, ...) without options."""
-    if name not in _REGISTRY:
-        raise ArchError(f"unknown search space {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return SPACES.get(name)
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
@@ -192,4 +184,4 @@ def get_space(name: str, **options: Any) -> SearchSpace:
 
 
 def list_spaces() -> list[str]:
-    return sorted(_REGISTRY)
+    return SPACES.names()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from ..config import ControllerConfig, ModelConfig, SearchConfig, TrainConfig
+from ..config import ControllerConfig, ModelConfig, SearchPreset, TrainConfig
 from . import drawing, image_presets
 from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Subset
@@ -40,8 +40,8 @@ OP_COLORS = {"conv3x3": "#cfe2f3", "sep3x3": "#d9ead3", "conv5x5": "#9fc5e8", "s
 
 # --- presets (official scripts/cifar10_macro_{search,final}.sh; image_presets.py says what they share) --
 
-def _search_paper(task: str) -> SearchConfig:
-    return SearchConfig(
+def _search_paper(task: str) -> SearchPreset:
+    return SearchPreset(
         space="enas_macro", space_options={"num_layers": 12}, task=task,  # child_num_layers=12
         epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,      # a pass over 45k images
         num_valid=5000, log_every=50, derive_samples=100,
@@ -61,7 +61,7 @@ def _train_paper(task: str) -> TrainConfig:
 
 
 # num_layers 0: the macro network takes its depth from the space, not from the model config.
-def _search_tiny(task: str) -> SearchConfig:
+def _search_tiny(task: str) -> SearchPreset:
     return image_presets.search_tiny("enas_macro", {"num_layers": 4}, cells_per_stage=0, controller=dict(
         skip_weight=0.8, op_tanh_reduce=1.0, op_bias=False, anchors="after"))
 
@@ -70,7 +70,7 @@ def _train_tiny(task: str) -> TrainConfig:
     return image_presets.train_tiny(cells_per_stage=0, aux_head=False)
 
 
-def _search_small(task: str) -> SearchConfig:
+def _search_small(task: str) -> SearchPreset:
     return image_presets.search_small(_search_paper(task), {"num_layers": 6}, cells_per_stage=0)
 
 

@@ -25,7 +25,7 @@ without it a controller would point the reduction cell's indices at the normal c
 """
 from __future__ import annotations
 
-from ..config import ControllerConfig, ModelConfig, SearchConfig, TrainConfig
+from ..config import ControllerConfig, ModelConfig, SearchPreset, TrainConfig
 from . import drawing, image_presets
 from .base import SearchSpace, register, whole_option
 from .decisions import Choice, Predecessor
@@ -50,8 +50,8 @@ MICRO_OP_BIAS_INIT = (10.0, 10.0, 0.0, 0.0, 0.0)
 
 # --- presets (official scripts/cifar10_micro_{search,final}.sh; image_presets.py says what they share) --
 
-def _search_paper(task: str) -> SearchConfig:
-    return SearchConfig(
+def _search_paper(task: str) -> SearchPreset:
+    return SearchPreset(
         space="enas_micro", space_options={"num_blocks": 5}, task=task,   # child_num_cells=5
         epochs=150, batch_size=160, eval_batch_size=160, shared_steps=0,
         num_valid=5000, log_every=50, derive_samples=100,
@@ -74,7 +74,7 @@ def _train_paper(task: str) -> TrainConfig:
 
 
 # One cell per stage at toy sizes; the op shaping, op biases and anchors of the paper preset.
-def _search_tiny(task: str) -> SearchConfig:
+def _search_tiny(task: str) -> SearchPreset:
     return image_presets.search_tiny("enas_micro", {"num_blocks": 2}, cells_per_stage=1, controller=dict(
         skip_weight=0.0, op_tanh_reduce=2.5, op_bias=True, anchors="own_step"))
 
@@ -83,7 +83,7 @@ def _train_tiny(task: str) -> TrainConfig:
     return image_presets.train_tiny(cells_per_stage=1, aux_head=True)
 
 
-def _search_small(task: str) -> SearchConfig:
+def _search_small(task: str) -> SearchPreset:
     return image_presets.search_small(_search_paper(task), {"num_blocks": 3}, cells_per_stage=1)
 
 

@@ -12,7 +12,7 @@ Options (each defaults to the paper):
 """
 from __future__ import annotations
 
-from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchPreset, TrainConfig
 from ..errors import ArchError
 from . import drawing
 from .base import SearchSpace, register, whole_option
@@ -25,7 +25,7 @@ ACT_COLORS = {"tanh": "#cfe2f3", "relu": "#d9ead3", "identity": "#eeeeee", "sigm
 
 # --- presets (Penn Treebank, the one task of this space, whose name each takes as `task`) ---------
 
-def _search_paper(task: str) -> SearchConfig:
+def _search_paper(task: str) -> SearchPreset:
     """ENAS PTB search. Values stated in the paper (Pham et al. 2018, sec. 3.1) are taken from it;
     where it is silent, from the official search script (melodyguan/enas scripts/ptb_search.sh,
     "OFF" below) or, for the shared hidden size and the hidden-norm clip, from carpedm20/ENAS-pytorch
@@ -35,7 +35,7 @@ def _search_paper(task: str) -> SearchConfig:
     (--set shared.lr=20, as PT) the shared loss at hidden 1000 stopped falling after about 250 of an
     epoch's 400 steps; at lr 8.75 it keeps falling, at hidden 200 too (README, Results). OFF's other
     values (clip 10, batch 20, hidden 720) can be set with --set."""
-    return SearchConfig(
+    return SearchPreset(
         epochs=150,                          # paper: 150 epochs
         batch_size=64, bptt=35,              # paper: minibatches of 64, BPTT truncated at 35
         eval_batch_size=64,                  # PT: a 64 x 35 validation batch per reward
@@ -66,9 +66,9 @@ def _search_paper(task: str) -> SearchConfig:
     )
 
 
-def _search_tiny(task: str) -> SearchConfig:
+def _search_tiny(task: str) -> SearchPreset:
     """Seconds on two CPU cores: the same loop at toy sizes."""
-    return SearchConfig(
+    return SearchPreset(
         space_options={"num_nodes": 6},
         epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
         derive_samples=8, log_every=5,
@@ -85,11 +85,11 @@ def _search_tiny(task: str) -> SearchConfig:
     )
 
 
-def _search_small(task: str) -> SearchConfig:
+def _search_small(task: str) -> SearchPreset:
     """A search that learns for real on one machine: about 10 minutes on two CPU cores.
     The paper's loop and optimiser (lr 20, clip 0.25, batch 64, BPTT 35, 10 architectures per
     controller update) at hidden 200 with 8-node cells; dropout halved for a run this short."""
-    return SearchConfig(
+    return SearchPreset(
         space_options={"num_nodes": 8},
         epochs=6, batch_size=64, bptt=35, eval_batch_size=64, eval_max_batches=10,
         shared_steps=100, derive_samples=100, log_every=20,

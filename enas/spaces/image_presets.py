@@ -9,7 +9,7 @@ warm restarts every 10, 20, 40, ... epochs, in all four. The CIFAR-10 recipes se
 """
 from __future__ import annotations
 
-from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchPreset, TrainConfig
 
 
 def cosine(lr_min: float, l2: float) -> OptimConfig:
@@ -17,10 +17,10 @@ def cosine(lr_min: float, l2: float) -> OptimConfig:
                        momentum=0.9, nesterov=True, weight_decay=2 * l2, grad_clip=0.0)
 
 
-def search_tiny(space: str, space_options: dict, cells_per_stage: int, controller: dict) -> SearchConfig:
+def search_tiny(space: str, space_options: dict, cells_per_stage: int, controller: dict) -> SearchPreset:
     """Fashion-MNIST or CIFAR-10 in seconds on two CPU cores. `controller`: the space's own
     ControllerConfig values (skip penalty, op shaping, op biases, anchors)."""
-    return SearchConfig(
+    return SearchPreset(
         space=space, space_options=space_options,
         epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
         derive_samples=6, log_every=5,
@@ -48,7 +48,7 @@ def train_tiny(cells_per_stage: int, aux_head: bool) -> TrainConfig:
     )
 
 
-def search_small(paper: SearchConfig, space_options: dict, cells_per_stage: int) -> SearchConfig:
+def search_small(paper: SearchPreset, space_options: dict, cells_per_stage: int) -> SearchPreset:
     """A search that learns for real on one machine (Fashion-MNIST: minutes on two CPU cores): the
     official search recipe (cosine SGD with warm restarts, Nesterov, controller settings of the
     paper preset, given as `paper`) on 6 macro layers, or micro cells of 3 blocks (one cell per

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchPreset, TrainConfig
 from ..errors import ArchError
 from . import drawing, image_presets
 from .base import SearchSpace, register, whole_option
@@ -66,12 +66,12 @@ class Layer(NamedTuple):
 # lr 0.1 and weight decay 1e-4, for 50 epochs, 5,000 training images held out for the reward; the
 # controller samples 12,800 architectures, m = 8 per controller update. Not stated there: batch size,
 # lr schedule, dropout, and everything about shared weights (ENAS did not search this space); those
-# come from the ENAS macro recipe (config._macro_search_paper / _macro_train_paper).
+# come from the ENAS macro recipe (enas/spaces/enas_macro.py, _search_paper / _train_paper).
 
-def _search_paper(task: str) -> SearchConfig:
+def _search_paper(task: str) -> SearchPreset:
     """Full NAS on CIFAR-10 as sec. 4.1 (use --strategy nas); with --strategy enas the same children
     share weights, under the ENAS macro search's controller and schedule."""
-    return SearchConfig(
+    return SearchPreset(
         space="nas_cnn", task=task,
         space_options={"num_layers": 15},        # NAS v1 (Table 1); the paper grows depth 6 -> 20 in the search
         epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,  # ENAS macro (not stated)
@@ -85,7 +85,7 @@ def _search_paper(task: str) -> SearchConfig:
                            grad_clip=0.0),
         controller=ControllerConfig(hidden_size=64, lr=0.001, adam_beta1=0.0,  # ENAS macro; --strategy nas
                                     temperature=0.0, tanh_constant=1.5,       # replaces them with sec. 4.1's
-                                    entropy_weight=1e-4, baseline_decay=0.99,  # (config._nas_controller)
+                                    entropy_weight=1e-4, baseline_decay=0.99,  # (enas/strategies/nas.py)
                                     num_aggregate=8,                           # sec. 4.1: m = 8 children
                                     steps=50, reward_c=1.0, skip_target=0.4, skip_weight=0.8,
                                     init_range=0.1, anchors="after"),
@@ -104,10 +104,10 @@ def _train_paper(task: str) -> TrainConfig:
     )
 
 
-def _search_tiny(task: str) -> SearchConfig:
+def _search_tiny(task: str) -> SearchPreset:
     """Fashion-MNIST in about a minute on two CPU cores per strategy: 3 layers with predicted strides
     (strided layers make the 28 x 28 convolutions cheaper), the sizes of the ENAS image tiny presets."""
-    return SearchConfig(
+    return SearchPreset(
         space="nas_cnn", task=task, space_options={"num_layers": 3, "predict_stride": True},
         epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
         derive_samples=6, log_every=5,
@@ -115,7 +115,10 @@ def _search_tiny(task: str) -> SearchConfig:
         shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,
                            weight_decay=1e-4, grad_clip=0.0),
         controller=ControllerConfig(hidden_size=32, lr=0.0035, tanh_constant=1.5, steps=3, num_aggregate=4,
-                                    reward_c=1.0, skip_weight=0.8, anchors="after"),
+                                    reward_c=1.0, skip_weight=0.8, anchors="after",
+                                    # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
+                                    memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
+                                    memory_loss_start_epoch=2, memory_batch=4),
     )
 
 
@@ -129,7 +132,7 @@ def _train_tiny(task: str) -> TrainConfig:
     )
 
 
-def _search_small(task: str) -> SearchConfig:
+def _search_small(task: str) -> SearchPreset:
     """A search that learns for real on one machine (Fashion-MNIST: minutes on two CPU cores): the ENAS
     image `small` schedule (enas/spaces/image_presets.search_small) over 6 layers of stride 1 (NAS v1),
     sec. 4.1's weight decay and m = 8. With 4 layers the derived network reached test accuracy 0.80,

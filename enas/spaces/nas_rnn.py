@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from ..config import ControllerConfig, ModelConfig, OptimConfig, SearchPreset, TrainConfig
 from ..errors import ArchError
 from . import drawing
 from .base import SearchSpace, register
@@ -66,13 +66,13 @@ def tree_children(base: int) -> tuple[tuple[int, int] | None, ...]:
     return tuple(children)
 
 
-def _search_paper(task: str) -> SearchConfig:
+def _search_paper(task: str) -> SearchPreset:
     """Weight-sharing search over `nas_rnn`. Zoph & Le trained every child from scratch, so for the
     shared weights and the controller loop this is the ENAS PTB recipe (Pham et al. 2018, sec. 3.1;
-    the values of enas/config.py `_ptb_search_paper`, copied where Zoph & Le are silent); the
-    space is the paper's: base 8 (Zoph & Le 2017, sec. 4.2). The controller of full NAS
-    (strategy "nas") is set by config.preset itself."""
-    return SearchConfig(
+    the values of enas/spaces/enas_rnn.py `_search_paper`, copied where Zoph & Le are silent); the
+    space is the paper's: base 8 (Zoph & Le 2017, sec. 4.2). The controller of full NAS is the
+    full-NAS strategy's own (enas/strategies/nas.py)."""
+    return SearchPreset(
         space="nas_rnn", space_options={"base": 8}, task=task,
         epochs=150, batch_size=64, bptt=35, eval_batch_size=64,      # ENAS paper sec. 3.1
         shared_steps=400, derive_samples=100,                         # ENAS paper; ENAS-pytorch
@@ -92,7 +92,7 @@ def _search_paper(task: str) -> SearchConfig:
 
 def _train_paper(task: str) -> TrainConfig:
     """Final training of a `nas_rnn` cell: the official ENAS final recipe (melodyguan/enas
-    scripts/ptb_final.sh, enas/config.py `_ptb_train_paper`). Zoph & Le's own final models (two
+    scripts/ptb_final.sh, enas/spaces/enas_rnn.py `_train_paper`). Zoph & Le's own final models (two
     layers, hidden sized to a parameter budget, sec. 4.2) need a multi-layer LM this package does not
     build; their optimiser settings are not stated, so the ENAS ones stand in."""
     return TrainConfig(
@@ -104,10 +104,10 @@ def _train_paper(task: str) -> TrainConfig:
     )
 
 
-def _search_tiny(task: str) -> SearchConfig:
-    """Seconds on two CPU cores: the enas_rnn tiny sizes and settings (enas/config.py
-    `_ptb_search_tiny`) on a base-4 tree (18 decisions)."""
-    return SearchConfig(
+def _search_tiny(task: str) -> SearchPreset:
+    """Seconds on two CPU cores: the enas_rnn tiny sizes and settings (enas/spaces/enas_rnn.py
+    `_search_tiny`) on a base-4 tree (18 decisions)."""
+    return SearchPreset(
         space="nas_rnn", space_options={"base": 4}, task=task,
         epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
         derive_samples=8, log_every=5,
@@ -134,13 +134,13 @@ def _train_tiny(task: str) -> TrainConfig:
     )
 
 
-def _search_small(task: str) -> SearchConfig:
+def _search_small(task: str) -> SearchPreset:
     """A search that learns for real on one machine: the enas_rnn `small` sizes and loop (hidden 200,
     600 shared steps of 64 x 35 with clip 0.25, 20 controller updates of 10 architectures per epoch)
     on the paper's base-8 tree, but lr 5 as the tiny preset: at lr 20 the shared loss of uniformly
     drawn trees stays above uniform guessing (benchmarks/learning_curve.py --space nas_rnn --preset
     small: 9.46 at step 100 against 7.66 at lr 5 and 7.65 at lr 2)."""
-    return SearchConfig(
+    return SearchPreset(
         space="nas_rnn", space_options={"base": 8}, task=task,
         epochs=6, batch_size=64, bptt=35, eval_batch_size=64, eval_max_batches=10,
         shared_steps=100, derive_samples=100, log_every=20,

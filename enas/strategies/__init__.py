@@ -1,66 +1,54 @@
-"""Search strategies: enas (weight sharing + REINFORCE), nas (no sharing), random (with or without).
+"""Search strategies: the registry (base.py), the shared-weights engine (engine.py) and the child pool
+(pool.py) they build on, and one file per strategy.
 
-`start_search` and `resume_search` pick the class from the config, so the CLI and the comparison
-harness run every strategy the same way and get the same run directory."""
-from __future__ import annotations
-
+Every module of this package is imported here, so a strategy registers itself (`@register`) by being a
+file in it. The functions below run any registered strategy the same way, for the CLI, the comparison
+harness and the Python API; they ask the registry, never a strategy's name.
+"""
+import importlib
+import pkgutil
 from pathlib import Path
 
-from ..config import SearchConfig, validate
-from ..errors import CheckpointError, ConfigError
-from .common import check_task, run_config  # noqa: F401  (run_config: part of this package's API)
+from ..errors import CheckpointError
+from ..presets import preset
+from .base import Strategy, get_strategy, list_strategies, next_train, register, strategy_of
 
-STRATEGIES = ("enas", "nas", "random")
-
-
-def _search_class(strategy: str, weight_sharing: bool):
-    from .enas import EnasSearch
-    from .nas import NasSearch
-    from .random import RandomSharedSearch
-
-    if strategy == "enas":
-        return EnasSearch, {}
-    if strategy == "random":
-        return (RandomSharedSearch, {}) if weight_sharing else (NasSearch, {"uniform": True})
-    if strategy == "nas":
-        return NasSearch, {}
-    raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def check_search(cfg: SearchConfig) -> None:
-    """What a new search needs before it writes anything: a valid config, and for a search without
-    weight sharing, whose children each load the data, the device, the executor and the data (a
-    weight-sharing search loads the data when it starts)."""
-    validate(cfg)
-    check_task(cfg)
-    check = getattr(_search_class(cfg.strategy, cfg.weight_sharing)[0], "check", None)
-    if check is not None:
-        check(cfg)
+def check_search(cfg) -> None:
+    """What a new search needs before it writes anything: a valid config, and what its strategy checks
+    (a search without weight sharing, whose children each load the data: the device, the executor and
+    the data)."""
+    get_strategy(cfg.strategy).check(cfg)
 
 
-def start_search(cfg: SearchConfig, run_dir, progress: bool = True):
-    validate(cfg)
-    check_task(cfg)
-    cls, kw = _search_class(cfg.strategy, cfg.weight_sharing)
-    return cls.start(cfg, run_dir, progress=progress, **kw)
+def start_search(cfg, run_dir, progress: bool = True) -> Strategy:
+    """A new search of `cfg.strategy` in run_dir (writes RUN/config.json)."""
+    return get_strategy(cfg.strategy).start(cfg, run_dir, progress=progress)
 
 
-def _run_class(run_dir):
-    config = run_config(run_dir)
-    return _search_class(config.get("strategy", "enas"), config.get("weight_sharing", True))[0]
+def resume_search(run_dir, overrides=(), progress: bool = True) -> Strategy:
+    """The search of run_dir, ready to continue where its checkpoint stopped."""
+    return strategy_of(run_dir).resume(run_dir, list(overrides), progress=progress)
 
 
-def resume_search(run_dir, overrides=(), progress: bool = True):
-    return _run_class(run_dir).resume(run_dir, list(overrides), progress=progress)
-
-
-def load_search(run_dir, overrides=(), progress: bool = True):
-    """The weight-sharing search (enas, or random with shared weights) of a run directory, as its
-    checkpoint left it (`overrides` on top, e.g. the device): what `enas derive` works on."""
-    from .enas import EnasSearch
-
-    cls = _run_class(run_dir)
-    if not issubclass(cls, EnasSearch):
-        raise CheckpointError(f"{run_dir} is a search without weight sharing: nothing to derive, its best "
-                              f"child is in {Path(run_dir) / 'arch.json'}")
+def load_search(run_dir, overrides=(), progress: bool = True) -> Strategy:
+    """The weight-sharing search of a run directory, as its checkpoint left it (`overrides` on top, e.g.
+    the device): what `enas derive` and `enas analyze` work on."""
+    cls = strategy_of(run_dir)
+    if not cls.shared_weights:
+        raise CheckpointError(f"{run_dir} is a search without weight sharing ({cls.name}): nothing to derive, its "
+                              f"best child is in {Path(run_dir) / 'arch.json'}")
     return cls.load(run_dir, list(overrides), progress=progress)
+
+
+def derive(run_dir, samples: int | None = None, progress: bool = True) -> dict | None:
+    """`enas derive RUN`: writes RUN/arch.json and returns it; None when stopped."""
+    return load_search(run_dir, progress=progress).derive(samples)
+
+
+__all__ = ["Strategy", "register", "get_strategy", "list_strategies", "strategy_of", "next_train", "preset",
+           "check_search", "start_search", "resume_search", "load_search", "derive"]

@@ -7,8 +7,6 @@ RUN/arch.json. Stopped (Ctrl-C, SIGTERM) while scoring, it writes nothing; it is
 again gives the same architecture."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from ..arch import Arch
@@ -16,7 +14,6 @@ from ..errors import ConfigError
 from ..interrupt import stop_on_interrupt
 from ..logger import cell_figure, cell_text
 from ..rundir import read_archs
-from . import load_search
 
 MAX_SAMPLES = 100_000
 # Candidates scored together in one forward (`score_many`); the controller update's batch of the
@@ -31,40 +28,36 @@ def check_samples(n: int, what: str = "--samples") -> None:
         raise ConfigError(f"{what} must be a whole number in 1..{MAX_SAMPLES:,}, got {n!r}")
 
 
-def derive(run_dir: str | Path, samples: int | None = None, progress: bool = True) -> dict | None:
-    """Writes RUN/arch.json ({"space", "options", "arch", "task", "metric", "how"}) and returns it;
-    None when stopped."""
-    return derive_from(load_search(run_dir, progress=progress), samples)
-
-
-def derive_from(search, samples: int | None = None) -> dict | None:
-    """`derive` on a search already loaded (`load_search`), e.g. onto a device of the caller's choice."""
+def best_on_shared_weights(search, samples: int | None = None) -> dict | None:
+    """Writes RUN/arch.json ({"space", "options", "arch", "task", "metric", "how"}) of a weight-sharing
+    search (weight_sharing.py) and returns it; None when stopped."""
+    e, policy = search.engine, search.policy
     n = search.cfg.derive_samples if samples is None else samples
     check_samples(n, "--samples" if samples is not None else "derive_samples")
-    read_archs(search.run_dir)  # refuses an altered archs.jsonl before its derive rows are replaced
+    read_archs(e.run_dir)  # refuses an altered archs.jsonl before its derive rows are replaced
     torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
-    tokens = search.candidates(n)                                          # [n, L]
-    batch = search.task.first_reward_batch()
+    tokens = policy.candidates(n)                                          # [n, L]
+    batch = e.task.first_reward_batch()
     scores = []
     with stop_on_interrupt() as stop:
         for chunk in tokens.split(SCORE_CHUNK):
             if stop:
                 return None
-            scores.append(search.task.score_many(search.supernet, chunk, batch))  # [<= SCORE_CHUNK]
+            scores.append(e.task.score_many(e.supernet, chunk, batch))     # [<= SCORE_CHUNK]
     metric = torch.cat(scores)                                             # [n]
-    reward = search.task.reward(metric)
+    reward = e.task.reward(metric)
     best = int(torch.argmax(reward))
-    archs = [Arch(search.space, t) for t in tokens.tolist()]
-    search.logger.keep_archs(lambda record: record.get("phase") != "derive")
+    archs = [Arch(e.space, t) for t in tokens.tolist()]
+    e.logger.keep_archs(lambda record: record.get("phase") != "derive")
     for a, m, r in zip(archs, metric.tolist(), reward.tolist()):
-        search.logger.arch({"step": search.controller_step, "epoch": search.epoch, "phase": "derive",
-                            "arch": str(a), "reward": r, "metric": m})
+        e.logger.arch({"step": e.policy_step, "epoch": e.epoch, "phase": "derive",
+                       "arch": str(a), "reward": r, "metric": m})
     result = archs[best].to_json(
-        task=search.cfg.task, metric=float(metric[best]), metric_name=search.task.metric,
-        how=f"best of {n} architectures {search.candidates_from}, scored on the shared weights "
+        task=search.cfg.task, metric=float(metric[best]), metric_name=e.task.metric,
+        how=f"best of {n} architectures {policy.candidates_from}, scored on the shared weights "
             f"on the first validation batch")
-    search.logger.write_json("arch.json", result)
-    search.logger.text("derive/arch", cell_text(search.space, archs[best]), search.global_step)
-    search.logger.figure("derive/cell", cell_figure(search.space, archs[best]), search.global_step)
-    search.logger.close()
+    e.logger.write_json("arch.json", result)
+    e.logger.text("derive/arch", cell_text(e.space, archs[best]), e.global_step)
+    e.logger.figure("derive/cell", cell_figure(e.space, archs[best]), e.global_step)
+    e.logger.close()
     return result

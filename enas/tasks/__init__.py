@@ -4,7 +4,8 @@ The registry below is the one place that knows the tasks by name: each entry say
 the task (imported when first needed: the data modules are heavy) and how a config builds it. What a
 task supports is declared on its class, and read there instead of asking its name:
 - `data_parallel`: a search may run on several devices (torchrun), each rank drawing its own batches;
-- `holds_out_valid`: a search scores architectures on held-out training images (num_valid >= 1);
+- `holds_out_valid`: a search scores architectures on held-out training images (num_valid >= 1,
+  `check_search_task`);
 - `nas_controller_lr`: the Adam learning rate of the full-NAS controller on this task (Zoph & Le 2017).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ class TaskEntry(NamedTuple):
 
 
 def _build_ptb(cls, name: str, cfg, device: torch.device, rank: int):
-    controller = getattr(cfg, "controller", None)
+    controller = getattr(getattr(cfg, "section", None), "controller", None)  # a search strategy's controller
     return cls(cfg.data_dir, device, cfg.batch_size, cfg.bptt, cfg.eval_batch_size,
                reward_c=controller.reward_c if controller else 80.0)
 
@@ -56,6 +57,14 @@ def task_class(name: str) -> type:
     """The class of task `name`: what it supports (class attributes) without loading its data."""
     entry = _entry(name)
     return getattr(importlib.import_module(f"{__name__}.{entry.module}"), entry.class_name)
+
+
+def check_search_task(cfg) -> None:
+    """What a search asks of its task, checked before any work from what the task class declares: a
+    task that scores on held-out training images needs some."""
+    if task_class(cfg.task).holds_out_valid and cfg.num_valid < 1:
+        raise ConfigError("a search on images scores architectures on held-out training images: num_valid "
+                          "must be >= 1")
 
 
 def make_task(cfg, device: torch.device, rank: int = 0):

@@ -28,7 +28,6 @@ from torch import nn
 from .download import download, read_data
 from ..errors import ConfigError, DataError
 from ..nn.rnn_batched import mean_cross_entropy
-from ..nn.rnn_lm import RNNSupernet
 
 SPLITS = ("train", "valid", "test")
 FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
@@ -287,9 +286,9 @@ class PTBTask:
     def score_many(self, model: nn.Module, tokens: torch.Tensor, batch) -> torch.Tensor:
         """`score` of every architecture of `tokens` [n, L] on one batch: perplexities [n].
 
-        The ENAS cell's supernet runs all n in one forward (enas/nn/rnn_batched.py: the recurrence
-        with batch n x B); any other model is scored one architecture at a time."""
-        if not isinstance(model, RNNSupernet):
+        A model that declares `scores_many` (the ENAS cell's supernet) runs all n in one forward
+        (enas/nn/rnn_batched.py: the recurrence with batch n x B); any other is scored one at a time."""
+        if not getattr(model, "scores_many", False):
             return torch.stack([self.score(model, t, batch) for t in tokens])
         x, y = batch
         ppl = torch.exp(mean_cross_entropy(model, tokens, x, y))  # [n]
