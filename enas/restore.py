@@ -59,6 +59,9 @@ def restore(config_class: type, run_dir, overrides=()) -> tuple[Any, dict]:
     except (TypeError, AttributeError):
         raise CheckpointError(f"{run_dir / 'config.json'} is not a {config_class.__name__} (a section is not "
                               f"an object); restore it from a copy") from None
+    except ConfigError as e:  # a key this version does not have: another version's run, or an edited file
+        raise CheckpointError(f"{run_dir / 'config.json'} does not fit this version of enas ({e}); continue it "
+                              f"with the version that wrote it, or start the run over with --overwrite") from None
     defaults = config_class()
     for key in RUNTIME_KEYS:
         if hasattr(cfg, key):

@@ -229,10 +229,19 @@ RESUME_ERRORS = {
                         "differ in strategy"),
     "config disagrees": ([], lambda run: _edit_checkpoint(run, lambda s: s["config"]["model"].update(hidden_size=64)),
                          "does not belong to"),
+    "another version's run": ([], lambda run: _as_an_older_version(run), "does not fit this version of enas"),
     "row is a list": ([], lambda run: _insert_row(run, b"[1, 2]\n"), "line 1 is not an architecture record"),
     "row not utf-8": ([], lambda run: _insert_row(run, b'{"step": 1, "arch": "\xff\xfe"}\n'), "is not UTF-8 text"),
     "string step": ([], lambda run: _insert_row(run, b'{"step": "3", "arch": "0"}\n'), "line 1 is not an architecture"),
 }
+
+
+def _as_an_older_version(run: pathlib.Path) -> None:
+    """The run as a version that kept the controller at the top level of the config wrote it."""
+    def flatten(config: dict) -> None:
+        config["controller"] = config.pop("enas")["controller"]
+    _edit_config(run, lambda header: flatten(header["config"]))
+    _edit_checkpoint(run, lambda state: flatten(state["config"]))
 
 
 def _insert_row(run: pathlib.Path, line: bytes) -> None:
