@@ -164,10 +164,13 @@ class SearchConfig:
 class SearchPreset(SearchConfig):
     """What a space's search preset declares (enas/spaces/): the common fields, plus the values each
     strategy takes its section from (`Strategy.section_preset`): the controller of the official ENAS
-    code on this space, and how many controller updates full NAS makes on it."""
+    code on this space, how many controller updates full NAS makes on it, and any other section
+    values the space's own paper fixes (`sections`)."""
 
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     nas_updates: int = 10         # full NAS: controller updates, each over controller.num_aggregate children
+    # values of strategy sections this space's preset fixes, by strategy (e.g. {"darts": {"arch_lr": 3e-4}})
+    sections: dict = field(default_factory=dict)
 
 
 SEARCH_FIELDS = frozenset(f.name for f in fields(SearchConfig))

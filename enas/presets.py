@@ -61,7 +61,11 @@ def preset(kind: str, task: str, name: str, space: str = "enas_rnn", strategy: s
     if kind != "search":
         return recipe
     recipe.space = space  # the space asked for (a registered subclass shares its parent's presets)
-    return STRATEGIES.get(strategy).configure(recipe, task)
+    strategy_cls = STRATEGIES.get(strategy)
+    reason = strategy_cls.unfit(cls, task)
+    if reason is not None:
+        raise ConfigError(f"{strategy} cannot search {space} on {task}: {reason}")
+    return strategy_cls.configure(recipe, task)
 
 
 __all__ = ["PRESETS", "preset", "preset_names"]

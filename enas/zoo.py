@@ -66,6 +66,14 @@ _ZOO: dict[str, tuple[str, dict, str, str]] = {
                 "0 2  0 3  0 2  1 3  0 1  0 2  0 1  0 2  "
                 "1 1  0 1  1 1  0 2  1 0  0 1  1 1  0 1  12 8",
                 "Zoph & Le 2017, the Penn Treebank cell; tf.contrib.rnn.NASCell"),
+    # The CIFAR-10 cells of DARTS (Liu et al. 2019, Figures 4 and 5; official cnn/genotypes.py
+    # DARTS_V1, first order, and DARTS_V2, second order, the paper's "DARTS"): normal cell, then
+    # reduction cell, per node `index_1 op_1 index_2 op_2` in the genotype's order; ops 0 max_pool_3x3,
+    # 1 avg_pool_3x3, 2 skip_connect, 3 sep_conv_3x3, 4 sep_conv_5x5, 5 dil_conv_3x3, 6 dil_conv_5x5.
+    "darts_v1": ("darts_cnn", {"num_nodes": 4}, "1 3 0 3 0 2 1 3 0 2 1 3 0 3 2 2  0 0 1 0 2 2 0 0 0 0 2 2 2 2 0 1",
+                 "Liu et al. 2019, official cnn/genotypes.py DARTS_V1"),
+    "darts_v2": ("darts_cnn", {"num_nodes": 4}, "0 3 1 3 0 3 1 3 1 3 0 2 0 2 2 5  0 0 1 0 2 2 1 0 0 0 2 2 2 2 1 0",
+                 "Liu et al. 2019, official cnn/genotypes.py DARTS_V2"),
 }
 
 

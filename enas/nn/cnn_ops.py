@@ -21,8 +21,9 @@ from ..arch import Arch
 from ..errors import ArchError
 
 
-def bn(channels: int, batch_stats: bool) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1, affine=True, track_running_stats=not batch_stats)
+def bn(channels: int, batch_stats: bool, affine: bool = True) -> nn.BatchNorm2d:
+    """affine=False: no learned offset and scale (DARTS's search networks)."""
+    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1, affine=affine, track_running_stats=not batch_stats)
 
 
 def init_cnn_(module: nn.Module) -> None:
@@ -54,21 +55,21 @@ class ReLUConvBN(nn.Sequential):
     """ReLU -> conv -> BN: calibrations, cell outputs, macro final layers (official `_fixed_layer`)."""
 
     def __init__(self, c_in: int, c_out: int, k: int, batch_stats: bool, stride: int = 1,
-                 separable: bool = False):
+                 separable: bool = False, affine: bool = True):
         if separable:  # depthwise k x k (channel multiplier 1, as official) then pointwise 1x1
             layers = [conv(c_in, c_in, k, stride, groups=c_in), conv(c_in, c_out, 1)]
         else:
             layers = [conv(c_in, c_out, k, stride)]
-        super().__init__(nn.ReLU(), *layers, bn(c_out, batch_stats))
+        super().__init__(nn.ReLU(), *layers, bn(c_out, batch_stats, affine))
 
 
 class SepConvStack(nn.Sequential):
     """Micro separable conv: (ReLU -> depthwise k x k -> pointwise -> BN) twice; the stride on the first
     (official micro_child.py `_enas_conv` / `_fixed_conv`, stack_convs=2)."""
 
-    def __init__(self, c: int, k: int, batch_stats: bool, stride: int = 1):
-        super().__init__(ReLUConvBN(c, c, k, batch_stats, stride, separable=True),
-                         ReLUConvBN(c, c, k, batch_stats, 1, separable=True))
+    def __init__(self, c: int, k: int, batch_stats: bool, stride: int = 1, affine: bool = True):
+        super().__init__(ReLUConvBN(c, c, k, batch_stats, stride, separable=True, affine=affine),
+                         ReLUConvBN(c, c, k, batch_stats, 1, separable=True, affine=affine))
 
 
 class Pool(nn.Module):
@@ -94,13 +95,13 @@ class FactorizedReduction(nn.Module):
     even and on the odd (shifted, zero-padded) pixels, c_out/2 channels each, concatenated, BN.
     Odd sizes work: 7 -> 4 on both paths."""
 
-    def __init__(self, c_in: int, c_out: int, batch_stats: bool):
+    def __init__(self, c_in: int, c_out: int, batch_stats: bool, affine: bool = True):
         super().__init__()
         if c_out % 2:
             raise ValueError(f"factorized reduction needs an even channel count, got {c_out}")
         self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
         self.conv2 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
-        self.bn = bn(c_out, batch_stats)
+        self.bn = bn(c_out, batch_stats, affine)
 
     def forward(self, x):
         path1 = self.conv1(x[:, :, ::2, ::2])
@@ -111,8 +112,8 @@ class FactorizedReduction(nn.Module):
 class ReLUFactorizedReduction(nn.Sequential):
     """ReLU then factorized reduction (official `_maybe_calibrate_size`, "pool_x")."""
 
-    def __init__(self, c_in: int, c_out: int, batch_stats: bool):
-        super().__init__(nn.ReLU(), FactorizedReduction(c_in, c_out, batch_stats))
+    def __init__(self, c_in: int, c_out: int, batch_stats: bool, affine: bool = True):
+        super().__init__(nn.ReLU(), FactorizedReduction(c_in, c_out, batch_stats, affine))
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:

@@ -83,20 +83,23 @@ class RecurrentLM(nn.Module):
     def __init__(self, space, vocab_size: int, hidden_size: int, dropout_e: float = 0.0,
                  dropout_x: float = 0.0, dropout_h: float = 0.0, dropout_o: float = 0.0,
                  max_hidden_norm: float | None = None, init_range: float | None = None,
-                 decoder_bias: bool = True):
+                 decoder_bias: bool = True, dropout_i: float = 0.0, style: str = "search"):
         super().__init__()
         for name, v in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         for name, v in (("dropout_e", dropout_e), ("dropout_x", dropout_x), ("dropout_h", dropout_h),
-                        ("dropout_o", dropout_o)):
+                        ("dropout_o", dropout_o), ("dropout_i", dropout_i)):
             if not 0.0 <= v < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
+        if style not in ("search", "final"):
+            raise ConfigError(f"style must be 'search' or 'final', got {style!r}")
         if max_hidden_norm is not None and not max_hidden_norm > 0:
             raise ConfigError(f"max_hidden_norm must be positive or None, got {max_hidden_norm!r}")
         self.space = space
         self.vocab_size, self.hidden_size = vocab_size, hidden_size
         self.dropout_e, self.dropout_x, self.dropout_h, self.dropout_o = dropout_e, dropout_x, dropout_h, dropout_o
+        self.dropout_i, self.style = dropout_i, style  # (a cell with one style ignores it)
         self.max_hidden_norm = max_hidden_norm
         self.init_range = default_init_range(hidden_size) if init_range is None else init_range
         self.embedding = nn.Embedding(vocab_size, hidden_size)  # also the decoder (tied)
@@ -140,10 +143,13 @@ class RecurrentLM(nn.Module):
         mask_x = _variational_mask(self.dropout_x, (B, self.hidden_size), W) if train and self.dropout_x else None
         mask_h = _variational_mask(self.dropout_h, (B, self.hidden_size), W) if train and self.dropout_h else None
         mask_o = _variational_mask(self.dropout_o, (B, self.hidden_size), W) if train and self.dropout_o else None
+        mask_i = _variational_mask(self.dropout_i, (B, self.hidden_size), W) if train and self.dropout_i else None
 
         x = F.embedding(tokens, W)  # [T,B,H]
         if mask_e is not None:  # drop whole words: row v of the embedding for every occurrence
             x = x * mask_e[tokens].unsqueeze(-1)
+        if mask_i is not None:  # the embedding output, one mask per batch (AWD-LSTM's dropouti)
+            x = x * mask_i
         if mask_x is not None:
             x = x * mask_x
         out, new_hidden = self._recur(x, hidden, arch, mask_h)

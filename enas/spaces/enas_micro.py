@@ -9,31 +9,18 @@ the reduction cell, each B blocks of
 
 index in 0 .. 2+b-1 (an earlier node of the same cell), op in {0 sep3x3, 1 sep5x5, 2 avgpool3x3,
 3 maxpool3x3, 4 identity}. A cell's output concatenates its loose ends: the nodes, inputs
-included, that no block reads (official micro_child.py, `used`).
-
-Decisions and the controller's anchors. Indices are `Predecessor` decisions over the cell's
-nodes: the two inputs exist before any decision (`initial_anchors = 2`) and each block's last
-decision (op_2) is marked `anchor=True`, so block b's indices see 2 + b anchors.
-
-The reduction cell is a separate cell whose node 0 is again an input, so its anchors restart.
-The official controller samples the two cells with the same LSTM, twice: the second pass starts
-with the LSTM state the first one ended with, but with fresh anchors (two new warm-up steps for
-the inputs) and the start embedding as input (micro_controller.py, `_build_sampler(prev_c, prev_h)`).
-`anchor_resets` holds the index in `decisions` (equal to the token offset here: every decision is
-one token) at which a controller drops its anchors and creates `initial_anchors` new ones;
-without it a controller would point the reduction cell's indices at the normal cell's nodes.
+included, that no block reads (official micro_child.py, `used`). The decisions, the controller's
+anchors and the drawings are those of every two-cell space (enas/spaces/cells.py).
 """
 from __future__ import annotations
 
 from ..config import ControllerConfig, ModelConfig, SearchPreset, TrainConfig
-from . import drawing, image_presets
-from .base import SearchSpace, register, whole_option
-from .decisions import Choice, Predecessor
+from . import image_presets
+from .base import register
+from .cells import TwoCellSpace
 
 # Official op order (micro_child.py `_enas_cell`: sep 3x3, sep 5x5, avg pool, max pool, identity).
 MICRO_OPS = ("sep3x3", "sep5x5", "avgpool3x3", "maxpool3x3", "identity")
-CELLS = ("normal", "reduce")
-MAX_BLOCKS = 32  # official: 5
 OP_COLORS = {"sep3x3": "#d9ead3", "sep5x5": "#b6d7a8", "avgpool3x3": "#fce5cd", "maxpool3x3": "#f9cb9c",
              "identity": "#eeeeee"}
 
@@ -92,43 +79,19 @@ def _train_small(task: str) -> TrainConfig:
 
 
 @register
-class EnasMicroSpace(SearchSpace):
+class EnasMicroSpace(TwoCellSpace):
     name = "enas_micro"
     tasks = ("cifar10", "fashion_mnist")
     models = "enas.nn.micro"
-    op_names = MICRO_OPS  # what the networks (enas/nn) build for each op token
+    op_names = MICRO_OPS
+    op_colors = OP_COLORS
+    blocks_option = "num_blocks"
     presets = {("search", "paper"): _search_paper, ("search", "tiny"): _search_tiny,
                ("search", "small"): _search_small, ("train", "paper"): _train_paper,
                ("train", "tiny"): _train_tiny, ("train", "small"): _train_small}
     controller_options = {"op_bias": MICRO_OP_BIAS, "op_bias_init": MICRO_OP_BIAS_INIT}
     # 5 blocks per cell: official scripts/cifar10_micro_search.sh (--child_num_cells=5).
     defaults = {"num_blocks": 5}
-    initial_anchors = 2  # the two cell inputs
-
-    def build_decisions(self):
-        n = self.options["num_blocks"]
-        whole_option(self.name, "num_blocks", n, 1, MAX_BLOCKS)
-        decisions = []
-        for cell in CELLS:
-            for b in range(n):
-                p = f"{cell}.block{b}"
-                decisions += [Predecessor(f"{p}.index1", 2 + b),
-                              Choice(f"{p}.op1", len(MICRO_OPS), MICRO_OPS),
-                              Predecessor(f"{p}.index2", 2 + b),
-                              Choice(f"{p}.op2", len(MICRO_OPS), MICRO_OPS, anchor=True)]
-        # The reduction cell starts after the normal cell's 4B decisions (see the module docstring).
-        self.anchor_resets = (4 * n,)
-        return decisions
-
-    def infer_options(self, num_tokens: int) -> dict:
-        return {"num_blocks": num_tokens // 8} if num_tokens >= 8 and num_tokens % 8 == 0 else {}
-
-    # --- reading an architecture ---------------------------------------------------------------
-    def cells(self, tokens) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, int, int, int]]]:
-        """(normal, reduce): per block (index_1, op_1, index_2, op_2)."""
-        tokens, n = list(tokens), self.options["num_blocks"]
-        blocks = [tuple(tokens[4 * k:4 * k + 4]) for k in range(2 * n)]
-        return blocks[:n], blocks[n:]
 
     @staticmethod
     def loose_ends(blocks) -> list[int]:
@@ -136,76 +99,5 @@ class EnasMicroSpace(SearchSpace):
         used = {i for blk in blocks for i in (blk[0], blk[2])}
         return [k for k in range(2 + len(blocks)) if k not in used]
 
-
-    # --- drawing -----------------------------------------------------------------------------
-    @staticmethod
-    def node_name(k: int) -> str:
-        """Node k of a cell in words: the two inputs are the outputs of the two previous cells."""
-        return ("c_{k-2}", "c_{k-1}")[k] if k < 2 else f"block {k - 2}"
-
-    def text(self, tokens) -> str:
-        """Per cell, one line per block, `block b = op_1(node) + op_2(node)`, and the concatenated output."""
-        lines = [f"{self.name}, {self.options['num_blocks']} blocks per cell: {' '.join(map(str, tokens))}"]
-        width = len(f"block {self.options['num_blocks'] - 1}")
-        for title, blocks in zip(("normal cell", "reduction cell"), self.cells(tokens)):
-            lines.append(f"{title}:")
-            for b, (i1, o1, i2, o2) in enumerate(blocks):
-                lines.append(f"  {f'block {b}':<{width}} = {MICRO_OPS[o1]}({self.node_name(i1)}) + "
-                             f"{MICRO_OPS[o2]}({self.node_name(i2)})")
-            outs = ", ".join(self.node_name(k) for k in self.loose_ends(blocks))
-            lines.append(f"  {'output':<{width}} = concat({outs})")
-        return "\n".join(lines)
-
-    def figure(self, tokens):
-        """The normal cell above the reduction cell, each a DAG left to right: the inputs c_{k-2} and
-        c_{k-1}, every block's two ops feeding its add node (+), and dashed edges from the loose ends
-        into the output concatenation."""
-        cells = self.cells(tokens)
-        depths = [_block_depths(blocks) for blocks in cells]
-        cw, rh = 0.95, 0.8  # inches per column (ops and adds alternate) / per block row
-        last = max(max(d) for d in depths)
-        width = max(0.6 + (2 * last + 1) * cw + 0.9, 9.0)  # at least the legend's width
-        rows = max(2, self.options["num_blocks"])
-        panel = rows * rh + 0.45  # a cell's rows plus its title
-        fig, ax = drawing.inch_axes(width, 2 * panel)
-        for c, (title, blocks) in enumerate(zip(("normal cell", "reduction cell"), cells)):
-            top = (2 - c) * panel
-            ax.text(0.1, top - 0.15, title, ha="left", va="top", fontsize=10, weight="bold")
-            row_y = [top - 0.45 - rh * (r + 0.5) for r in range(rows)]
-            self._draw_cell(ax, blocks, depths[c], row_y, cw, 0.6 + (2 * last + 1) * cw)
-        drawing.caption(fig, f"{self.name}: {' '.join(map(str, tokens))}")
-        drawing.legend(fig, [(op, dict(fc=color)) for op, color in OP_COLORS.items()]
-                       + [("into the output", dict(color=drawing.LOOSE_COLOR, ls=drawing.LOOSE_STYLE))])
-        return fig
-
-    def _draw_cell(self, ax, blocks, depth, row_y, cw, out_x) -> None:
-        """One cell: node k at column 2 * depth[k] (inputs at 0), block b's ops in the column before
-        its add node, on block b's row."""
-        def col_x(col: int) -> float:
-            return 0.6 + col * cw
-
-        nodes = [drawing.box(ax, col_x(0), row_y[k], f"${self.node_name(k)}$", "white", fontsize=9) for k in (0, 1)]
-        for b, blk in enumerate(blocks):
-            d, y = depth[2 + b], row_y[b]
-            ops = []
-            for slot, dy in ((0, 0.19), (1, -0.19)):
-                name = MICRO_OPS[blk[2 * slot + 1]]
-                ops.append(drawing.box(ax, col_x(2 * d - 1), y + dy, name, OP_COLORS[name], fontsize=7,
-                                       style="round,pad=0.2"))
-                drawing.arrow(ax, nodes[blk[2 * slot]], ops[-1], lw=0.9)
-            add = drawing.box(ax, col_x(2 * d), y, "+", "white", fontsize=9, style="circle,pad=0.15")
-            ax.text(col_x(2 * d), y + 0.2, f"block {b}", ha="center", va="bottom", fontsize=7)
-            for op in ops:
-                drawing.arrow(ax, op, add, lw=0.9)
-            nodes.append(add)
-        out = drawing.box(ax, out_x, sum(row_y[:len(blocks)]) / len(blocks), "concat", "white", fontsize=9)
-        for k in self.loose_ends(blocks):
-            drawing.arrow(ax, nodes[k], out, color=drawing.LOOSE_COLOR, linestyle=drawing.LOOSE_STYLE, lw=1.0)
-
-
-def _block_depths(blocks) -> list[int]:
-    """Depth of every node of a cell: 0 for the inputs, 1 + the deeper of its two inputs for a block."""
-    depth = [0, 0]
-    for i1, _, i2, _ in blocks:
-        depth.append(1 + max(depth[i1], depth[i2]))
-    return depth
+    def outputs(self, blocks) -> list[int]:
+        return self.loose_ends(blocks)

@@ -213,45 +213,50 @@ class EnasRNNSpace(SearchSpace):
         return "\n".join(lines)
 
     def figure(self, tokens):
-        """The cell left to right: x_t and h_{t-1} feed node 0, each node sits one column right of the
-        node it reads, and dashed edges carry the loose ends into h_t."""
+        """The cell left to right (`cell_figure`); output="all" says "avg of all nodes" in the h_t box
+        instead of an edge from every node."""
         prev, act = self.cell(tokens)
-        acts, outs = [ACTIVATIONS[a] for a in act], self.loose_ends(tokens)
-        depth, y = _layout(prev)
-        out_col = max(depth) + 1
-        lo, hi = min(y + [-0.5]), max(y + [0.5])
-        dx, dy = 1.45, 0.85  # inches per column / per unit of height
-        fig, ax = drawing.inch_axes(max(dx * (out_col + 1.2), 7.0), dy * (hi - lo + 1.2))
+        return cell_figure(f"{self.name}: {' '.join(map(str, tokens))}", prev, [ACTIVATIONS[a] for a in act],
+                           self.loose_ends(tokens), self.options["output"] == "all")
 
-        def at(col: float, height: float) -> tuple[float, float]:  # layout units -> inches
-            return (col + 0.6) * dx, (height - lo + 0.6) * dy
 
-        def box(col, height, label, color):
-            return drawing.box(ax, *at(col, height), label, color)
+def cell_figure(caption: str, prev: list[int], acts: list[str], outs: list[int], all_nodes: bool = False):
+    """A recurrent cell left to right: x_t and h_{t-1} feed node 0, each node sits one column right of
+    the node it reads (prev[i]; prev[0] is ignored), and dashed edges carry the nodes `outs` into h_t
+    (all_nodes: none drawn, the h_t box says "avg of all nodes")."""
+    depth, y = _layout(prev)
+    out_col = max(depth) + 1
+    lo, hi = min(y + [-0.5]), max(y + [0.5])
+    dx, dy = 1.45, 0.85  # inches per column / per unit of height
+    fig, ax = drawing.inch_axes(max(dx * (out_col + 1.2), 7.0), dy * (hi - lo + 1.2))
 
-        x_t = box(0, 0.5, r"$x_t$", "white")
-        h_prev = box(0, -0.5, r"$h_{t-1}$", "white")
-        nodes = [box(depth[i], y[i], f"node {i}\n{a}", ACT_COLORS[a]) for i, a in enumerate(acts)]
-        all_nodes = self.options["output"] == "all"
-        h_y = sum(y[i] for i in outs) / len(outs)
-        h_t = box(out_col, h_y, "$h_t$\n(avg of\nall nodes)" if all_nodes else "$h_t$\n(avg)", "white")
-        drawing.arrow(ax, x_t, nodes[0])
-        drawing.arrow(ax, h_prev, nodes[0])
-        for i in range(1, len(prev)):
-            drawing.arrow(ax, nodes[prev[i]], nodes[i])
-        centres = [at(depth[j], y[j]) for j in range(len(prev))]
-        # output="all": an edge from every node would bury the cell; the h_t box says it instead
-        for i in ([] if all_nodes else outs):
-            rad = drawing.detour(centres[i], at(out_col, h_y), [c for j, c in enumerate(centres) if j != i],
-                                 (0.1 * dy, (hi - lo + 1.1) * dy))
-            drawing.arrow(ax, nodes[i], h_t, color=drawing.LOOSE_COLOR, linestyle=drawing.LOOSE_STYLE, lw=1.1,
-                          connectionstyle=f"arc3,rad={rad}")
-        drawing.caption(fig, f"{self.name}: {' '.join(map(str, tokens))}")
-        entries = [(a, dict(fc=c)) for a, c in ACT_COLORS.items()] + [("reads", dict(color=drawing.EDGE_COLOR))]
-        if not all_nodes:
-            entries.append(("averaged into $h_t$", dict(color=drawing.LOOSE_COLOR, ls=drawing.LOOSE_STYLE)))
-        drawing.legend(fig, entries)
-        return fig
+    def at(col: float, height: float) -> tuple[float, float]:  # layout units -> inches
+        return (col + 0.6) * dx, (height - lo + 0.6) * dy
+
+    def box(col, height, label, color):
+        return drawing.box(ax, *at(col, height), label, color)
+
+    x_t = box(0, 0.5, r"$x_t$", "white")
+    h_prev = box(0, -0.5, r"$h_{t-1}$", "white")
+    nodes = [box(depth[i], y[i], f"node {i}\n{a}", ACT_COLORS[a]) for i, a in enumerate(acts)]
+    h_y = sum(y[i] for i in outs) / len(outs)
+    h_t = box(out_col, h_y, "$h_t$\n(avg of\nall nodes)" if all_nodes else "$h_t$\n(avg)", "white")
+    drawing.arrow(ax, x_t, nodes[0])
+    drawing.arrow(ax, h_prev, nodes[0])
+    for i in range(1, len(prev)):
+        drawing.arrow(ax, nodes[prev[i]], nodes[i])
+    centres = [at(depth[j], y[j]) for j in range(len(prev))]
+    for i in ([] if all_nodes else outs):  # an edge from every node would bury the cell
+        rad = drawing.detour(centres[i], at(out_col, h_y), [c for j, c in enumerate(centres) if j != i],
+                             (0.1 * dy, (hi - lo + 1.1) * dy))
+        drawing.arrow(ax, nodes[i], h_t, color=drawing.LOOSE_COLOR, linestyle=drawing.LOOSE_STYLE, lw=1.1,
+                      connectionstyle=f"arc3,rad={rad}")
+    drawing.caption(fig, caption)
+    entries = [(a, dict(fc=c)) for a, c in ACT_COLORS.items()] + [("reads", dict(color=drawing.EDGE_COLOR))]
+    if not all_nodes:
+        entries.append(("averaged into $h_t$", dict(color=drawing.LOOSE_COLOR, ls=drawing.LOOSE_STYLE)))
+    drawing.legend(fig, entries)
+    return fig
 
 
 def _layout(prev: list[int]) -> tuple[list[int], list[float]]:

@@ -29,14 +29,22 @@ def check_samples(n: int, what: str = "--samples") -> None:
 
 
 def best_on_shared_weights(search, samples: int | None = None) -> dict | None:
-    """Writes RUN/arch.json ({"space", "options", "arch", "task", "metric", "how"}) of a weight-sharing
-    search (weight_sharing.py) and returns it; None when stopped."""
-    e, policy = search.engine, search.policy
+    """`enas derive` of a weight-sharing search (weight_sharing.py): the best of N of its policy's
+    candidates; writes RUN/arch.json and returns it, None when stopped."""
     n = search.cfg.derive_samples if samples is None else samples
     check_samples(n, "--samples" if samples is not None else "derive_samples")
-    read_archs(e.run_dir)  # refuses an altered archs.jsonl before its derive rows are replaced
     torch.manual_seed(search.cfg.seed)  # the same run derives the same architecture
-    tokens = policy.candidates(n)                                          # [n, L]
+    return write_best(search, search.policy.candidates(n),
+                      f"best of {n} architectures {search.policy.candidates_from}, scored on the shared weights "
+                      f"on the first validation batch")
+
+
+def write_best(search, tokens: torch.Tensor, how: str) -> dict | None:
+    """Score the architectures tokens [n, L] on the shared weights over the first validation batch, record
+    them (phase "derive", in place of an earlier derive's), write the best to RUN/arch.json
+    ({"space", "options", "arch", "task", "metric", "how"}) and return it; None when stopped."""
+    e = search.engine
+    read_archs(e.run_dir)  # refuses an altered archs.jsonl before its derive rows are replaced
     batch = e.task.first_reward_batch()
     scores = []
     with stop_on_interrupt() as stop:
@@ -52,10 +60,8 @@ def best_on_shared_weights(search, samples: int | None = None) -> dict | None:
     for a, m, r in zip(archs, metric.tolist(), reward.tolist()):
         e.logger.arch({"step": e.policy_step, "epoch": e.epoch, "phase": "derive",
                        "arch": str(a), "reward": r, "metric": m})
-    result = archs[best].to_json(
-        task=search.cfg.task, metric=float(metric[best]), metric_name=e.task.metric,
-        how=f"best of {n} architectures {policy.candidates_from}, scored on the shared weights "
-            f"on the first validation batch")
+    result = archs[best].to_json(task=search.cfg.task, metric=float(metric[best]), metric_name=e.task.metric,
+                                 how=how)
     e.logger.write_json("arch.json", result)
     e.logger.text("derive/arch", cell_text(e.space, archs[best]), e.global_step)
     e.logger.figure("derive/cell", cell_figure(e.space, archs[best]), e.global_step)

@@ -109,21 +109,28 @@ class SharedWeights:
         i, self._arch_pos = self._arch_pos, self._arch_pos + 1
         return self._arch_window[i] if self._arch_host is None else self._arch_host[i]
 
-    def train_step(self, arch) -> None:
-        """One SGD step of the shared weights on a training batch through `arch` (only its slices get
-        gradients); the loss is summed on the device and read once per log window."""
+    def next_batch(self):
+        """The next training batch, for a strategy that uses it before the step does (DARTS's unrolled
+        step): images (x, y); a recurrent task (x, y, the state it starts from)."""
+        return self.task.train_inputs(self.supernet)
+
+    def train_step(self, arch, batch=None) -> None:
+        """One SGD step of the shared weights on a training batch (`batch`, else the next one) through
+        `arch` (only its slices get gradients; DARTS: mixing weights, every op); the loss is summed on
+        the device and read once per log window."""
         cfg = self.cfg
         if self.step == 0:
             set_lr(self.optimizer, lr_at(cfg.shared, self.epoch))
         self.supernet.train()
+        batch = self.next_batch() if batch is None else batch
         if self.task.carries_state:  # the recurrent tasks: one step, captured as a CUDA graph on a GPU
-            x, y, hidden = self.task.train_inputs(self.supernet)
+            x, y, hidden = batch
             loss, ok, hidden = self._captured_step(arch, x, y, hidden, key=self.optimizer.param_groups[0]["lr"])
             self.task.keep_state(hidden)
             items, correct = y.numel(), None
         else:
             with self.autocast():
-                loss, items, correct = self.task.train_loss(self.shared_model, arch)
+                loss, items, correct = self.task.train_loss(self.shared_model, arch, batch)
             ok = guarded_step(self.optimizer, loss, cfg.shared)
         w = self._window
         w["loss"] += torch.where(ok, loss.detach(), 0.0)
@@ -142,11 +149,11 @@ class SharedWeights:
         batch = self.task.next_reward_batch()
         return self._captured_reward(tokens, *batch)[0].clone()
 
-    def validate(self, best: Callable[[], torch.Tensor]) -> None:
+    def validate(self, best: Callable[[], torch.Tensor]) -> float | None:
         """The epoch's validation on the shared weights of the architecture [L] `best()` gives (on rank 0
-        only): logged, and shown on stderr."""
+        only): logged, shown on stderr, and returned (None on the other ranks)."""
         if not self.dist.is_main:
-            return
+            return None
         arch = best()
         valid = self.task.evaluate(self.supernet, arch, "valid", self.cfg.eval_max_batches)
         self.logger.scalars({f"valid/{self.task.metric}": valid, "epoch": self.epoch + 1}, self.global_step)
@@ -155,6 +162,7 @@ class SharedWeights:
             m = self.task.metric
             tqdm.write(f"epoch {self.epoch + 1}/{self.cfg.epochs}  valid {m} {format_metric(m, valid)} "
                        f"on the shared weights", file=sys.stderr)
+        return valid
 
     # --- the two bodies a GPU replays as CUDA graphs (enas/cuda_graph.py) ----------------------
     def _shared_body(self, arch, x, y, hidden):

@@ -57,10 +57,14 @@ class ImageTask:
         return len(self.train)
 
     # --- training ---------------------------------------------------------------------------
-    def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None):
-        """Cross-entropy of the next augmented batch (+ aux_weight x the auxiliary head's, official
-        micro final: 0.4); returns (loss, images, correct)."""
-        x, y = next(self.train)
+    def train_inputs(self, model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next augmented training batch: images [B,C,H,W] and labels [B]."""
+        return next(self.train)
+
+    def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None, batch=None):
+        """Cross-entropy of `batch` (else the next augmented one) (+ aux_weight x the auxiliary head's,
+        official micro final: 0.4); returns (loss, images, correct)."""
+        x, y = self.train_inputs() if batch is None else batch
         out = model(x) if arch is None else model(x, arch)
         logits, aux = out if isinstance(out, tuple) else (out, None)
         loss = F.cross_entropy(logits, y)
@@ -71,6 +75,18 @@ class ImageTask:
     @staticmethod
     def window_metric(mean_loss: float, metric_sum: float, items: int) -> float:
         return metric_sum / max(items, 1)
+
+    # --- a second objective on held-out data (DARTS's architecture weights) ------------------------
+    def alpha_inputs(self, model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch of the held-out split (`num_valid` training images)."""
+        return self.next_reward_batch()
+
+    def batch_loss(self, model, arch, batch) -> tuple[torch.Tensor, None]:
+        """(the training loss of `batch`, no state to carry)."""
+        return self.train_loss(model, arch, batch)[0], None
+
+    def keep_alpha_state(self, state) -> None:
+        """Images carry no state between batches."""
 
     # --- rewards ----------------------------------------------------------------------------
     def next_reward_batch(self):

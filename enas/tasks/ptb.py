@@ -217,13 +217,17 @@ class PTBTask:
             raise DataError(f"PTB splits are too short for batch {batch_size} x bptt {bptt}")
         self.train_pos, self.valid_pos = 0, 0
         self.hidden: torch.Tensor | None = None
+        # the validation split at the training batch size, with its own carried state, for a second
+        # objective on held-out text (DARTS's architecture weights: rnn/train_search.py `search_data`)
+        self.alpha_data = batchify(self.corpus.valid, batch_size)
+        self.alpha_pos, self.alpha_hidden = 0, None
 
     def model_kwargs(self, model_cfg) -> dict:
         m = model_cfg
         return dict(vocab_size=self.vocab_size, hidden_size=m.hidden_size, dropout_e=m.dropout_e,
                     dropout_x=m.dropout_x, dropout_h=m.dropout_h, dropout_o=m.dropout_o,
                     max_hidden_norm=m.max_hidden_norm or None, init_range=m.init_range,
-                    decoder_bias=m.decoder_bias)
+                    decoder_bias=m.decoder_bias, dropout_i=m.dropout_i, style=m.style)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -232,9 +236,10 @@ class PTBTask:
     # --- training ---------------------------------------------------------------------------
     carries_state = True  # a training step starts from the state the last one left (train_inputs)
 
-    def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None):
-        """Mean cross-entropy of the next training batch [bptt, B]; returns (loss, tokens, None)."""
-        x, y, hidden = self.train_inputs(model)
+    def train_loss(self, model: nn.Module, arch: torch.Tensor | None = None, batch=None):
+        """Mean cross-entropy of `batch` (x, y, hidden; else the next training batch [bptt, B]); returns
+        (loss, tokens, None)."""
+        x, y, hidden = self.train_inputs(model) if batch is None else batch
         loss, self.hidden = self.train_forward(model, arch, x, y, hidden)
         return loss, y.numel(), None
 
@@ -257,6 +262,24 @@ class PTBTask:
     def keep_state(self, hidden: torch.Tensor) -> None:
         """The state the next training batch starts from, [B, S*H]."""
         self.hidden = hidden
+
+    # --- a second objective on held-out text (DARTS's architecture weights) -----------------------
+    def alpha_inputs(self, model: nn.Module):
+        """The next batch of the validation split at the training batch size, x, y [T, B], and the state
+        it starts from (the one the last alpha batch left; zeros at the start of a pass)."""
+        if self.alpha_pos + 1 >= len(self.alpha_data) - 1:
+            self.alpha_pos, self.alpha_hidden = 0, None
+        x, y = get_batch(self.alpha_data, self.alpha_pos, self.bptt)
+        self.alpha_pos += len(x)
+        hidden = model.init_hidden(x.shape[1]) if self.alpha_hidden is None else self.alpha_hidden.detach()
+        return x, y, hidden
+
+    def batch_loss(self, model, arch, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean cross-entropy, the state after it) of a batch (x, y, hidden)."""
+        return self.train_forward(model, arch, *batch)
+
+    def keep_alpha_state(self, hidden: torch.Tensor) -> None:
+        self.alpha_hidden = hidden.detach()
 
     # --- rewards ----------------------------------------------------------------------------
     def next_reward_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,12 +348,16 @@ class PTBTask:
     # --- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"train_pos": self.train_pos, "valid_pos": self.valid_pos,
-                "hidden": None if self.hidden is None else self.hidden.detach().cpu()}
+                "hidden": None if self.hidden is None else self.hidden.detach().cpu(),
+                "alpha_pos": self.alpha_pos,
+                "alpha_hidden": None if self.alpha_hidden is None else self.alpha_hidden.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
         self.train_pos, self.valid_pos = state["train_pos"], state["valid_pos"]
-        h = state["hidden"]
+        h, a = state["hidden"], state.get("alpha_hidden")
         self.hidden = None if h is None else h.to(self.train_data.device)
+        self.alpha_pos = state.get("alpha_pos", 0)  # (a checkpoint of a run that never used the stream)
+        self.alpha_hidden = None if a is None else a.to(self.train_data.device)
 
 
 def _forward(model, x, hidden, arch):
