@@ -329,7 +329,9 @@ def _cmd_train(a, stop) -> int:
         training = FinalTraining.start(arch, cfg, run, progress=not a.quiet)
     arch, task = training.arch, training.cfg.task
     _note(_device_line(training.device))
-    _note(f"training {arch.space.name} '{arch}' on {task}: {count_parameters(training.model):,} parameters")
+    total, without_aux = count_parameters(training.model), count_parameters(training.model, without_aux=True)
+    aux = f" ({without_aux:,} without the auxiliary head)" if without_aux != total else ""
+    _note(f"training {arch.space.name} '{arch}' on {task}: {total:,} parameters{aux}")
     start = time.monotonic()
     result = training.run()
     if result is None:

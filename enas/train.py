@@ -26,8 +26,12 @@ from .runtime import resolve_device, run_header, seed_everything
 from .tasks import make_task
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: torch.nn.Module, without_aux: bool = False) -> int:
+    """The model's parameters; without_aux: those of its auxiliary head (`aux_head`) left out, the count
+    papers give (the official DARTS count_parameters_in_MB leaves out "auxiliary")."""
+    aux = getattr(model, "aux_head", None)
+    skip = sum(p.numel() for p in aux.parameters()) if without_aux and aux is not None else 0
+    return sum(p.numel() for p in model.parameters()) - skip
 
 
 class FinalTraining:

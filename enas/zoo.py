@@ -74,6 +74,10 @@ _ZOO: dict[str, tuple[str, dict, str, str]] = {
                  "Liu et al. 2019, official cnn/genotypes.py DARTS_V1"),
     "darts_v2": ("darts_cnn", {"num_nodes": 4}, "0 3 1 3 0 3 1 3 1 3 0 2 0 2 2 5  0 0 1 0 2 2 1 0 0 0 2 2 2 2 1 0",
                  "Liu et al. 2019, official cnn/genotypes.py DARTS_V2"),
+    # The Penn Treebank cell of DARTS (Liu et al. 2019, Figure 6; official rnn/genotypes.py DARTS_V2):
+    # per node 1..8 `predecessor activation`; activations 0 tanh, 1 relu, 2 sigmoid, 3 identity.
+    "darts_ptb": ("darts_rnn", {"num_nodes": 8}, "0 2 1 1 1 1 1 3 2 0 5 2 3 0 5 1",
+                  "Liu et al. 2019, official rnn/genotypes.py DARTS_V2"),
 }
 
 

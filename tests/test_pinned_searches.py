@@ -38,6 +38,12 @@ CASES = {
     "random_scratch": ("ptb", ["--strategy", "random_scratch", *PTB, *CHILDREN[2:], "--set",
                                "random_scratch.children=4", "--set", "random_scratch.batch=2"], False),
     "enas_macro": ("fashion-mnist", ["--strategy", "enas", *IMAGES], True),
+    "darts_rnn": ("ptb", ["--strategy", "darts", "--space", "darts_rnn", "--task", "ptb", "--preset", "tiny",
+                          "--set", "space_options.num_nodes=3", "--set", "eval_max_batches=2", *SHARED], True),
+    "darts_cnn": ("fashion-mnist", ["--strategy", "darts", "--space", "darts_cnn", "--task", "fashion_mnist",
+                                    "--preset", "tiny", "--set", "darts.order=2", "--set", "shared_steps=3",
+                                    "--set", "model.channels=4", "--set", "batch_size=8", "--set", "num_valid=64",
+                                    "--set", "eval_batch_size=8", "--set", "eval_max_batches=1"], True),
 }
 # searches without weight sharing or a controller hold no tensors of their own worth pinning
 NO_TENSORS = {"random_scratch"}

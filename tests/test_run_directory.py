@@ -59,10 +59,11 @@ def test_a_nested_stop_is_seen_by_every_level_and_a_second_signal_stops_at_once(
 
 
 @pytest.mark.parametrize("case,signum", [("enas", signal.SIGTERM), ("enas", signal.SIGINT),
-                                         ("random", signal.SIGINT)])
+                                         ("random", signal.SIGINT), ("darts", signal.SIGTERM)])
 def test_a_weight_sharing_search_stops_saves_and_resumes(case, signum, ptb_dir, tmp_path):
     run = tmp_path / case
-    args = _search(ptb_dir, run, "--strategy", case, *SHARED, *(CONTROLLER if case == "enas" else []))
+    space = ["--space", "darts_rnn"] if case == "darts" else []
+    args = _search(ptb_dir, run, "--strategy", case, *space, *SHARED, *(CONTROLLER if case == "enas" else []))
     proc = start_cli(*args, "--quiet")
     wait_until(proc, lambda: list(run.glob("events.out.tfevents.*")))  # shared steps are being logged
     proc.send_signal(signum)
@@ -76,7 +77,7 @@ def test_a_weight_sharing_search_stops_saves_and_resumes(case, signum, ptb_dir, 
     if case == "enas":  # 3 controller updates of num_aggregate (tiny: 2) rewards each, once each
         assert steps == [1, 1, 2, 2, 3, 3]
     else:
-        assert steps == [], "random search trains no controller"
+        assert steps == [], "random search and DARTS train no controller"
 
 
 @pytest.mark.parametrize("case,signum", [

@@ -89,6 +89,10 @@ class DartsCell(nn.Module):
             self.edges = nn.ModuleList(
                 nn.ModuleList(darts_op(name, c, stride(j), affine, batch_stats, search) for name in names)
                 for i in range(self.nodes) for j in range(2 + i))
+            # Ops with neither weights nor running statistics (the pools with their BN, an identity skip)
+            # compute the same function on every edge: the relaxed forward runs them once per input node.
+            self.stateless = [not any(True for _ in op.parameters()) and not any(True for _ in op.buffers())
+                              for op in self.edges[0]]
         else:
             self.ops = nn.ModuleList(nn.ModuleList(darts_op(names[blk[2 * s + 1]], c, stride(blk[2 * s]), affine,
                                                             batch_stats, search) for s in range(2)) for blk in blocks)
@@ -96,11 +100,16 @@ class DartsCell(nn.Module):
     def forward(self, s0, s1, arch, drop_prob: float = 0.0):
         states = [self.pre0(s0), self.pre1(s1)]
         if isinstance(arch, torch.Tensor):  # mixing weights [E, 8]: every op of every edge, weighted
-            e = 0
+            e, once = 0, {}  # once: (input node, op) -> the output of a stateless op
             for i in range(self.nodes):
                 node = 0
-                for h in states:
-                    node = node + sum(w * op(h) for w, op in zip(arch[e, 1:], self.edges[e]))
+                for j, h in enumerate(states):
+                    for k, (w, op) in enumerate(zip(arch[e, 1:], self.edges[e])):
+                        if self.stateless[k]:
+                            y = once[j, k] = once[j, k] if (j, k) in once else op(h)
+                        else:
+                            y = op(h)
+                        node = node + w * y
                     e += 1
                 states.append(node)
         else:

@@ -55,8 +55,10 @@ class DartsConfig:
     # convolutional one does not (cnn/architect.py). The official `_clip` returns max_norm / norm also
     # when it is above 1 (no clipping), scaling the implicit gradient up; here the coefficient is at most 1.
     unrolled_clip: bool = False
+    # the finite difference's radius: eps = fd_radius / ||v|| (architect.py `_hessian_vector_product`, r)
+    fd_radius: float = 1e-2
 
-    ranges: ClassVar[dict] = {"arch_lr": "> 0", "arch_beta1": "< 1", "arch_beta2": "< 1"}
+    ranges: ClassVar[dict] = {"arch_lr": "> 0", "arch_beta1": "< 1", "arch_beta2": "< 1", "fd_radius": "> 0"}
     choices: ClassVar[dict] = {"order": (1, 2)}
 
 
@@ -123,7 +125,7 @@ class ArchitectureWeights:
         with torch.no_grad():
             if self.c.unrolled_clip:
                 _clip(v, cfg.grad_clip)
-            eps = 0.01 / _norm(v)  # architect.py `_hessian_vector_product`: r = 1e-2
+            eps = self.c.fd_radius / _norm(v)
             plus = {n: p + eps * t for n, p, t in zip(names, w, v)}
             minus = {n: p - eps * t for n, p, t in zip(names, w, v)}
         g_plus = torch.autograd.grad(self._loss(train_batch, plus)[0], self.alpha)[0]
