@@ -124,8 +124,8 @@ def main() -> None:
 
     base = med(args.workers[0], "per_hour") if args.workers[0] == 1 else None
     print()
-    print(f"| workers | threads / worker | children / hour | s / child (in the worker) | speed-up | "
-          f"scaling efficiency |")
+    print("| workers | threads / worker | children / hour | s / child (in the worker) | speed-up | "
+          "scaling efficiency |")
     print("| --- | --- | --- | --- | --- | --- |")
     for k in runs:
         thr = med(k, "per_hour")

@@ -131,7 +131,7 @@ def batched_parts(model, data, tokens):
     """Seconds of the batched path's parts: gather (decode + edge weights + input projection),
     recurrence, decoder (logits and cross-entropy in chunks)."""
     x, y = data
-    n, (Tn, Bn), H = tokens.shape[0], x.shape, model.hidden_size
+    n, H = tokens.shape[0], model.hidden_size
     t0 = time.perf_counter()
     rows, prev, act, out_w = rnn_batched.decode(model, tokens)
     w_nodes = model.w_edges.index_select(0, rows.reshape(-1)).view(N - 1, n, H, 2 * H)

@@ -18,7 +18,6 @@ reported. Tokens are random ids (speed does not depend on the text). Usage:
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 

@@ -20,10 +20,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ArchError, CheckpointError, ConfigError, EnasError
+from .errors import AlreadyFinished, ArchError, CheckpointError, ConfigError, EnasError
 from .interrupt import stop_on_interrupt
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+# what --help shows --set taking, per kind of config (a test applies each)
+SET_EXAMPLES = {"search": ("seed=7", "controller.lr=3.5e-4"), "train": ("seed=7", "optim.lr=0.05")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,10 +72,11 @@ def _parser() -> argparse.ArgumentParser:
                "paper: the published hyperparameters; small: learns on one machine; tiny: toy sizes, "
                "seconds on a CPU")
 
-    def overrides(parser, flag: str = "--set", dest: str = "overrides", what: str = "") -> None:
+    def overrides(parser, flag: str = "--set", dest: str = "overrides", kind: str = "search") -> None:
+        example = SET_EXAMPLES[kind]
         parser.add_argument(flag, dest=dest, action="append", default=[], metavar="KEY=VALUE",
-                            help=f"set a {what}config field by its dotted name, e.g. seed=7 or controller.lr=3.5e-4 "
-                                 f"(`enas config` lists them)")
+                            help=f"set a {kind} config field by its dotted name, e.g. {' or '.join(example)} "
+                                 f"(`enas config --kind {kind}` lists them)")
 
     def overwrite(parser) -> None:
         parser.add_argument("--overwrite", action="store_true",
@@ -133,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
            "tiny: toy sizes, seconds on a CPU")
     t.add_argument("--data-dir", default="")
     t.add_argument("--logdir", required=True)
-    overrides(t)
+    overrides(t, kind="train")
     t.add_argument("--resume", action="store_true", help="continue the run in --logdir")
     overwrite(t)
     run_options(t)
@@ -148,8 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--budget", type=float, required=True, help="search seconds per strategy and seed")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--logdir", required=True)
-    overrides(c, what="search ")
-    overrides(c, "--train-set", "train_overrides", what="final-training ")
+    overrides(c)
+    overrides(c, "--train-set", "train_overrides", kind="train")
     overwrite(c)
     run_options(c)
 
@@ -166,9 +169,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def read_arch(text: str, space_name: str | None):
-    """(Arch, task or None) from a path to arch.json, a zoo name or an arc string (then --space is needed).
+    """(Arch, task or None, data directory or "") from a path to arch.json, a zoo name or an arc string
+    (then --space is needed).
 
-    The task is the one arch.json records, or for an older arch.json the one of the run beside it.
+    The task and data directory are those arch.json records (where the search read its data); for an
+    arch.json that predates them, the task of the run beside it.
     """
     from . import zoo
     from .arch import Arch
@@ -176,16 +181,18 @@ def read_arch(text: str, space_name: str | None):
     from .rundir import read_json
     from .spaces import get_space
 
-    path, task = Path(text), None
+    path, task, data_dir = Path(text), None, ""
     if text.endswith(".json") or (os.path.lexists(text) and text not in zoo.names()):
         obj = read_json(path, "the architecture file", ArchError)
         if not isinstance(obj, dict) or not isinstance(obj.get("task", ""), (str, type(None))):
             raise ArchError(f"{text} is not an architecture JSON (an object with \"space\" and \"arch\", as "
                             f"`enas derive` writes)")
         arch = Arch.from_json(obj)
-        task = obj.get("task")
+        task, data_dir = obj.get("task"), obj.get("data_dir") or ""
         if task is None and (path.parent / "config.json").exists():  # an arch.json that predates "task"
             task = run_config(path.parent).get("task")
+        if not isinstance(data_dir, str):
+            raise ArchError(f"{text}: \"data_dir\" must be a path")
     elif text in zoo.names():
         arch = zoo.get(text)
     else:
@@ -198,7 +205,7 @@ def read_arch(text: str, space_name: str | None):
         arch = Arch.parse(space, text)
     if space_name and arch.space.name != space_name:
         raise ArchError(f"--space {space_name} but the architecture is of {arch.space.name}")
-    return arch, task
+    return arch, task, data_dir
 
 
 def _only_task(space) -> str:
@@ -235,7 +242,7 @@ def _stopped(run: Path, stop) -> int:
 def _cmd_search(a, stop) -> int:
     from .config import apply_overrides
     from .presets import preset
-    from .strategies import check_search, resume_search, start_search
+    from .strategies import check_search, resume_search, start_search, strategy_of
 
     run = Path(a.logdir)
     extra = [f"executor={a.executor}"] * bool(a.executor) + [f"workers={a.workers}"] * (a.workers is not None)
@@ -243,6 +250,7 @@ def _cmd_search(a, stop) -> int:
     if a.resume:
         if a.data_dir:  # the data may have moved since the run started
             given.insert(1, f"data_dir={a.data_dir}")
+        strategy_of(run, "search --resume")
         search = resume_search(run, given, progress=not a.quiet)
     else:
         cfg = preset("search", a.task, a.preset, a.space, a.strategy)
@@ -266,12 +274,13 @@ def _cmd_search(a, stop) -> int:
 
 def _cmd_derive(a, stop) -> int:
     from .logger import format_metric
-    from .strategies import load_search, next_train
+    from .strategies import load_search, next_train, strategy_of
     from .strategies.derive import check_samples
 
     run = Path(a.run)
     if a.samples is not None:
         check_samples(a.samples)  # before the search is loaded
+    strategy_of(run, "derive")
     search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
     _note(_device_line(search.device))
     result = search.derive(a.samples)
@@ -319,11 +328,12 @@ def _cmd_train(a, stop) -> int:
     else:
         if a.arch is None:
             raise ArchError("train needs --arch (RUN/arch.json, an arc string or a zoo name)")
-        arch, recorded = read_arch(a.arch, a.space)
+        arch, recorded, searched_on = read_arch(a.arch, a.space)
         if a.task and recorded and a.task != recorded:
             raise ConfigError(f"--task {a.task}, but {a.arch} records task {recorded}")
         cfg = preset("train", a.task or recorded or _only_task(arch.space), a.preset, arch.space.name)
-        cfg.data_dir = a.data_dir
+        same_task = not a.task or a.task == recorded
+        cfg.data_dir = a.data_dir or (searched_on if same_task else "")  # default: where the search read
         cfg = apply_overrides(cfg, given)
         _new_run(run, a.overwrite)
         training = FinalTraining.start(arch, cfg, run, progress=not a.quiet)
@@ -350,6 +360,7 @@ def _cmd_train(a, stop) -> int:
 def _cmd_compare(a, stop) -> int:
     from .compare import compare, entrant_configs
     from .rundir import RUN_FILES
+    from .runtime import resolve_device
     from .strategies import list_strategies
 
     if a.budget <= 0 or a.seeds < 1:
@@ -357,6 +368,7 @@ def _cmd_compare(a, stop) -> int:
     if a.strategies is not None and not a.strategies:
         raise ConfigError("--strategies names no strategy; give a comma-separated list such as enas,random")
     device = [f"device={a.device}"]
+    _note(_device_line(resolve_device(a.device)))
     _new_run(Path(a.logdir), a.overwrite, names=(*RUN_FILES, *list_strategies()), resumable=False,
              check=lambda: entrant_configs(a.space, a.task, a.data_dir, a.preset, device + a.overrides, a.strategies))
     compared = compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, device + a.overrides,
@@ -456,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     except EnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except AlreadyFinished as e:
+        print(e, flush=True)
+        return 0
+    except BrokenPipeError:  # `enas spaces | head -1`: the reader has what it wanted; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail
+        return 0
     except Exception as e:  # a full disk wherever it strikes (an atomic save says which file itself)
         from .checkpoint import disk_full
 

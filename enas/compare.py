@@ -86,36 +86,22 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
     root = Path(logdir)
     rows = []
     configs = entrant_configs(space, task, data_dir, preset_name, search_overrides, strategies)
-    for strategy, base in configs:
-        for seed in range(seeds):
-            where = root / strategy.name / f"seed{seed}"
-            cfg = apply_overrides(base, [f"seed={seed}"])
-            start = time.monotonic()
-            with stop_on_interrupt() as stop, locked(where / "search"):
-                search = strategy.start(cfg, where / "search", progress=False)
-                search.run(deadline=start + budget)
-                searched = time.monotonic() - start
-                if stop:
+    with tqdm(total=len(configs) * seeds, unit=" entrant", desc="compare", dynamic_ncols=True,
+              disable=not progress) as bar:
+        for strategy, base in configs:
+            for seed in range(seeds):
+                bar.set_postfix_str(f"{strategy.label}, seed {seed}")
+                train_cfg = apply_overrides(preset("train", task, preset_name, space),
+                                            [f"data_dir={data_dir}", *train_overrides, f"seed={seed}"])
+                row = _entrant(strategy, apply_overrides(base, [f"seed={seed}"]), train_cfg, budget,
+                               root / strategy.name / f"seed{seed}")
+                if row is None:  # stopped
                     return None
-                arch_json = search.result()
-            if arch_json is None:  # derive stopped
-                return None
-            arch = Arch.from_json(arch_json)
-            train_cfg = apply_overrides(preset("train", task, preset_name, space),
-                                        [f"data_dir={data_dir}", *train_overrides, f"seed={seed}"])
-            with locked(where / "final"):
-                result = FinalTraining.start(arch, train_cfg, where / "final", progress=False).run()
-            if result is None:
-                return None
-            m = next(k for k in result if k.startswith("test_"))
-            label = strategy.label
-            rows.append({"strategy": label, "seed": seed, "arch": str(arch), "search_seconds": searched,
-                         "derive_seconds": time.monotonic() - start - searched, "final": result[m], "metric": m})
-            with RunLogger(where) as entrant:  # the entrant's row in TensorBoard's HPARAMS tab
-                entrant.hparams(run_hparams(cfg, "compare", entrant=label, budget_s=float(budget)),
-                                {f"hparams/final_{m}": result[m], "hparams/search_seconds": searched})
-            if progress:
-                tqdm.write(f"{label:24s} seed {seed}: {m} {result[m]:.4g}  ({searched:.0f} s search)", file=sys.stderr)
+                rows.append(row)
+                if progress:
+                    tqdm.write(f"{row['strategy']:24s} seed {seed}: {row['metric']} {row['final']:.4g}  "
+                               f"({row['search_seconds']:.0f} s search)", file=sys.stderr)
+                bar.update()
     labels = [s.label for s, _ in configs]
     table = _table(rows, budget, labels)
     atomic_write(root / "comparison.md", lambda f: f.write(table.encode("utf-8")))
@@ -128,6 +114,32 @@ def compare(space: str, task: str, data_dir: str, budget: float, seeds: int, log
                 if r["strategy"] == label:
                     logger.scalar(f"compare/{label}/final", r["final"], r["seed"])
     return table, rows
+
+
+def _entrant(strategy: type[Strategy], cfg, train_cfg, budget: float, where: Path) -> dict | None:
+    """One strategy and seed: search for `budget` seconds in where/search, take its architecture, train it
+    from scratch in where/final; its row of the table (None when stopped)."""
+    start = time.monotonic()
+    with stop_on_interrupt() as stop, locked(where / "search"):
+        search = strategy.start(cfg, where / "search", progress=False)
+        search.run(deadline=start + budget)
+        searched = time.monotonic() - start
+        if stop:
+            return None
+        arch_json = search.result()
+    if arch_json is None:  # derive stopped
+        return None
+    arch = Arch.from_json(arch_json)
+    with locked(where / "final"):
+        result = FinalTraining.start(arch, train_cfg, where / "final", progress=False).run()
+    if result is None:
+        return None
+    m = next(k for k in result if k.startswith("test_"))
+    with RunLogger(where) as entrant:  # the entrant's row in TensorBoard's HPARAMS tab
+        entrant.hparams(run_hparams(cfg, "compare", entrant=strategy.label, budget_s=float(budget)),
+                        {f"hparams/final_{m}": result[m], "hparams/search_seconds": searched})
+    return {"strategy": strategy.label, "seed": cfg.seed, "arch": str(arch), "search_seconds": searched,
+            "derive_seconds": time.monotonic() - start - searched, "final": result[m], "metric": m}
 
 
 def _table(rows: list[dict], budget: float, labels: list[str]) -> str:

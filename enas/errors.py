@@ -25,5 +25,9 @@ class WriteError(EnasError):
     """A run directory that cannot be written: read-only, not a directory, a symbolic link, a full disk."""
 
 
+class AlreadyFinished(Exception):
+    """--resume on a run that has nothing left to do: the CLI prints the message and exits 0, writing nothing."""
+
+
 class Diverged(EnasError):
     """Training whose loss stopped being finite: the checkpoint is saved, the settings need changing."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # matplotlib is imported where a picture is made (enas/spaces
 from .checkpoint import atomic_write
 
 ARCHS_FILE = "archs.jsonl"
+HPARAMS_RUN = "hparams"  # the sub-run of a run's row in TensorBoard's HPARAMS tab
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -113,20 +115,27 @@ class RunLogger:
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, Any], step: int = 0) -> None:
         """This run's row in TensorBoard's HPARAMS tab: `hparams` (bool, int, float or str values, e.g.
-        from `enas.hparams.run_hparams`) and `metrics`, tags whose values the tab reads from the
-        scalars of the same tag (logged here too, at `step`; a later scalar of the tag updates the row).
-        Metrics that are None (not measured) are left out."""
+        from `enas.hparams.run_hparams`) and `metrics`, scalars the tab reads (logged at `step`), in the
+        sub-run RUN/hparams, written anew each time. Metrics that are None (not measured) are left out.
+
+        TensorBoard makes the tab's metric columns from every scalar tag of a session's run and of the
+        runs below it, so the row has a run of its own that holds only its metrics (in RUN itself every
+        curve of the run became a column). No experiment summary: TensorBoard shows the first one it
+        finds under a logdir, so with one per run, runs of other settings would lose their columns;
+        without any, it builds the table from every run's session."""
+        from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         values = {tag: _number(v) for tag, v in metrics.items() if v is not None}
-        # Into this run's own event file (SummaryWriter.add_hparams would open a sub-run), and without
-        # the experiment summary: TensorBoard shows the first experiment summary it finds under a
-        # logdir, so with one per run, runs of other settings would lose their columns; without any,
-        # it builds the table from every run's session.
         _experiment, session_start, session_end = hparams_summary(hparams, values)
-        self.writer.file_writer.add_summary(session_start)
-        self.writer.file_writer.add_summary(session_end)
-        self.scalars(values, step)
+        row = self.run_dir / HPARAMS_RUN
+        shutil.rmtree(row, ignore_errors=True)  # a run continued after it finished: its last row only
+        with SummaryWriter(str(row)) as writer:
+            writer.file_writer.add_summary(session_start)
+            writer.file_writer.add_summary(session_end)
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, global_step=int(step))
+        self.last.update(values)
 
     def flush(self) -> None:
         if self._writer is not None:

@@ -35,17 +35,20 @@ except ImportError:  # not POSIX: no lock
 LOCK_FILE = ".lock"
 # what a search, a final training or a comparison writes; a directory with any of them holds a run
 RUN_FILES = ("config.json", "archs.jsonl", "arch.json", "results.json", "distributed.json", "comparison.md",
-             "comparison.json", "events.out.tfevents.*", "checkpoints", "analysis")
+             "comparison.json", "events.out.tfevents.*", "checkpoints", "analysis", "hparams")
 
 
 @contextmanager
 def locked(run_dir: str | os.PathLike) -> Iterator[Path]:
     """Hold run_dir's lock (making the directory) until the block ends; CheckpointError naming the
     holder's pid when another process has it, WriteError when the directory cannot be written or its
-    run files are symbolic links."""
+    run files are symbolic links. The lock file and the directories it made are removed again when the
+    block leaves nothing beside the lock (a refused command leaves no trace)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise WriteError(f"{run_dir} is not a directory; choose another run directory")
+    made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # deepest first
+    lock_made = not (run_dir / LOCK_FILE).exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
@@ -70,6 +73,12 @@ def locked(run_dir: str | os.PathLike) -> Iterator[Path]:
             remove_partial_writes(directory)
         yield run_dir
     finally:
+        if lock_made and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            (run_dir / LOCK_FILE).unlink()
+            for d in made:
+                if any(d.iterdir()):
+                    break
+                d.rmdir()
         os.close(fd)  # releases the lock
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +30,12 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name} asked for, but no CUDA device is available")
     return device
+
+
+def absolute_data_dir(data_dir: str) -> str:
+    """data_dir made absolute, for a file that records where a run read its data and is read from any
+    directory ("" stays "": the task's default place)."""
+    return str(Path(data_dir).expanduser().resolve()) if data_dir else ""
 
 
 def run_header(config: dict) -> dict:

@@ -16,11 +16,13 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .arch import Arch
 from .config import TrainConfig, to_dict
+from .errors import AlreadyFinished
 from .hparams import run_hparams
 from .interrupt import stop_on_interrupt
 from .logger import NullLogger, RunLogger, cell_figure, cell_text, format_metric
 from .nn import build_child
 from .optim import guarded_step, lr_at, make_sgd, set_lr
+from .projection import Projection
 from .restore import reading_checkpoint, restore
 from .runtime import resolve_device, run_header, seed_everything
 from .tasks import make_task
@@ -68,6 +70,8 @@ class FinalTraining:
         loss_sum = torch.zeros((), device=self.device)
         correct_sum = torch.zeros((), device=self.device)
         items, t0 = 0, time.perf_counter()
+        left = (self.cfg.epochs - self.epoch) * self.steps_per_epoch - self.step
+        projection = Projection(left, str(self.device)) if self.run_dir is not None else None  # not a child's
         with stop_on_interrupt() as stop:
             while self.epoch < self.cfg.epochs:
                 if bar is None and self.progress:
@@ -108,6 +112,8 @@ class FinalTraining:
                     items, t0 = 0, time.perf_counter()
                 if bar:
                     bar.update()
+                if projection:
+                    projection.step()
                 if stop or (max_units is not None and units >= max_units):
                     self.save()
                     return None
@@ -170,6 +176,10 @@ class FinalTraining:
         """Continue an interrupted training with the config of RUN/config.json (the command line on top)
         and the architecture and state of its checkpoint."""
         cfg, state = restore(TrainConfig, run_dir, overrides)
+        if (Path(run_dir) / "results.json").exists() and int(state["epoch"]) >= cfg.epochs:
+            raise AlreadyFinished(f"{run_dir} is a finished training: nothing to resume (to train longer, resume "
+                                  f"with a larger --set epochs=...); its results are in "
+                                  f"{Path(run_dir) / 'results.json'}\n  next: tensorboard --logdir {run_dir}")
         path = Path(run_dir) / "checkpoints" / "last.pt"
         with reading_checkpoint(path):
             arch = Arch.from_json(state["arch"])

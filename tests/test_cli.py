@@ -34,18 +34,33 @@ def test_search_derive_train(ptb_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     derived = json.loads((run / "arch.json").read_text())
     assert set(derived) >= {"space", "arch", "metric", "how"} and derived["task"] == "ptb"
+    assert derived["data_dir"] == str(ptb_dir.resolve()), "where the search read its data, for train"
     assert derived["arch"] in out and f"valid ppl {derived['metric']:.2f}" in out
     assert f"next: enas train --arch {run / 'arch.json'} --data-dir {ptb_dir} --logdir {run}-final --preset tiny" \
         in out
     assert main(["derive", str(run), "--json", "--quiet"]) == 0  # the same derivation, for a script
     assert json.loads(capsys.readouterr().out) == derived
 
-    assert main(["train", "--arch", str(run / "arch.json"), "--data-dir", str(ptb_dir), "--logdir", str(final),
+    assert main(["train", "--arch", str(run / "arch.json"), "--logdir", str(final),  # the data of arch.json
                  "--preset", "tiny", "--json", "--set", "max_steps=5", "--set", "eval_max_batches=2"]) == 0
     out, err = capsys.readouterr()
     result = json.loads(out)  # stdout is the one JSON line; the progress went to stderr
     assert result == json.loads((final / "results.json").read_text()) and "parameters" in err
     assert result["arch"] == derived["arch"] and 1 < result["valid_ppl"] < 10000 and 1 < result["test_ppl"] < 10000
+
+    for done, said in ((run, f"{run} is a finished enas search: nothing to resume"),
+                       (final, f"{final} is a finished training: nothing to resume")):
+        before = {p: p.stat().st_mtime_ns for p in done.rglob("*") if p.name != ".lock"}
+        command = "search" if done == run else "train"
+        assert main([command, "--resume", "--logdir", str(done)]) == 0
+        out = capsys.readouterr().out
+        assert said in out and "next: " + (f"enas derive {run}" if done == run else "tensorboard") in out
+        assert {p: p.stat().st_mtime_ns for p in done.rglob("*") if p.name != ".lock"} == before, "writes nothing"
+
+    for command in ("derive", "analyze"):  # a final training is not a search
+        assert main([command, str(final)]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: {final} is a final training (`enas train`); {command} "
+                                                   f"needs a search run, the --logdir of `enas search`")
 
     umask = os.umask(0)
     os.umask(umask)
@@ -87,9 +102,9 @@ def test_an_image_arch_trains_on_the_task_it_records(tmp_path, capsys):
 def test_an_arch_json_without_task_takes_the_task_of_its_run(tmp_path):
     arch = enas.zoo.get("enas_macro_cifar10")
     (tmp_path / "arch.json").write_text(json.dumps(arch.to_json()))  # written before arch.json had "task"
-    assert read_arch(str(tmp_path / "arch.json"), None) == (arch, None)
+    assert read_arch(str(tmp_path / "arch.json"), None) == (arch, None, "")
     (tmp_path / "config.json").write_text(json.dumps({"config": {"task": "fashion_mnist"}}))
-    assert read_arch(str(tmp_path / "arch.json"), None) == (arch, "fashion_mnist")
+    assert read_arch(str(tmp_path / "arch.json"), None) == (arch, "fashion_mnist", "")
 
 
 @pytest.mark.parametrize("command", ["search", "train", "compare", "config"])

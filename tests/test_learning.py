@@ -2,8 +2,6 @@
 and keep falling; so does a final training. (benchmarks/learning_curve.py prints the full curves.)"""
 import math
 
-import pytest
-
 import enas
 from enas.config import apply_overrides
 from enas.strategies import preset

@@ -164,15 +164,21 @@ def _sessions(run_dir) -> dict:
     return {k: v.string_value or v.number_value or v.bool_value for k, v in values.items()}
 
 
-def test_hparams_row_in_the_run_itself(tmp_path):
-    with RunLogger(tmp_path / "run") as log:
-        log.hparams({"kind": "train", "optim.lr": 5.0, "preset": "tiny"}, {"hparams/test_ppl": 123.0,
-                                                                           "hparams/valid_ppl": None}, step=7)
-    assert [p.name for p in (tmp_path / "run").iterdir()][0].startswith("events.out.tfevents"), "no sub-run"
-    assert _sessions(tmp_path / "run") == {"kind": "train", "optim.lr": 5.0, "preset": "tiny"}
-    scalars = events(tmp_path / "run").Scalars("hparams/test_ppl")
-    assert [(s.step, s.value) for s in scalars] == [(7, 123.0)]
-    assert "hparams/valid_ppl" not in events(tmp_path / "run").Tags()["scalars"], "unmeasured metrics are left out"
+def test_hparams_row_in_a_run_of_its_own(tmp_path):
+    """The row's session is RUN/hparams, whose only scalars are its metrics: the tab's columns (TensorBoard
+    takes every scalar tag of the session's run and those below it)."""
+    run = tmp_path / "run"
+    for lr in (5.0, 2.0):  # written again (a run continued after it finished): one row, the last
+        with RunLogger(run) as log:
+            log.scalar("train/loss", 3.0, 1)
+            log.hparams({"kind": "train", "optim.lr": lr, "preset": "tiny"}, {"hparams/test_ppl": 123.0,
+                                                                              "hparams/valid_ppl": None}, step=7)
+    with pytest.raises(KeyError):  # RUN itself holds no session
+        events(run).PluginTagToContent("hparams")
+    assert len(list((run / "hparams").iterdir())) == 1
+    assert _sessions(run / "hparams") == {"kind": "train", "optim.lr": 2.0, "preset": "tiny"}
+    assert events(run / "hparams").Tags()["scalars"] == ["hparams/test_ppl"], "unmeasured metrics are left out"
+    assert [(s.step, s.value) for s in events(run / "hparams").Scalars("hparams/test_ppl")] == [(7, 123.0)]
 
 
 def test_run_hparams_name_what_differs_from_the_closest_preset():

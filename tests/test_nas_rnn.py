@@ -10,7 +10,6 @@ import torch
 import enas
 from enas import Arch, ArchError, zoo
 from enas.nn.tree_cell import lstm_leaf_weights, tree_cell_forward
-from enas.spaces.nas_rnn import TreeCell
 
 V, H, T, B = 23, 5, 6, 3
 PTB = Path("/work/shared/data/ptb")
@@ -145,8 +144,13 @@ def test_text_and_figure_mark_the_memory():
     assert len(text.splitlines()) == 16
     assert "inject: a8 = tanh(a8 + c_prev)" in text and "node 12" in text and "h_t = a14" in text
     fig = arch.space.figure(arch.tokens)
-    drawn = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    assert "c_t" in drawn and "c_t-1" in drawn and "14: elem_mult" in drawn
+    boxes = {t.get_text().split(":")[0]: t.get_text() for ax in fig.axes for t in ax.texts}
+    cell = arch.space.cell(arch.tokens)
+    assert "c_t out" in boxes[str(cell.c_node)] and "c_t-1 in: add, tanh" in boxes[str(cell.inject_node)]
+    assert sum("c_t" in text for text in boxes.values()) == 2, "the memory marked on the nodes it names only"
+    assert "14: elem_mult" in boxes["14"]
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert legend == ["identity", "tanh", "sigmoid", "relu", "memory: c_t-1 in, c_t out", "feeds"]
 
 
 @pytest.mark.skipif(not (PTB / "ptb.train.txt").is_file(), reason="needs the PTB files")

@@ -92,3 +92,35 @@ def test_controller_analysis_without_an_analysis(ptb_dir, tmp_path, monkeypatch)
     outputs, text = run_notebook("controller_analysis.ipynb", run, ".", tmp_path, monkeypatch)
     assert f"run `enas analyze {Path('runs/enas')}`" in text and not (run / "analysis").exists()
     assert not any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_inspect_run_on_a_final_training(ptb_dir, tmp_path, monkeypatch):
+    import enas
+    from enas.train import FinalTraining
+
+    (tmp_path / "notebooks").mkdir()
+    cfg = apply_overrides(preset("train", "ptb", "tiny", "enas_rnn"), [f"data_dir={ptb_dir}", "epochs=1",
+                                                                        "max_steps=4", "log_every=2",
+                                                                        "eval_max_batches=2"])
+    run = tmp_path / "runs" / "final"
+    assert FinalTraining.start(enas.zoo.get("enas_ptb"), cfg, run, progress=False).run() is not None
+    outputs, text = execute("inspect_run.ipynb", run, "notebooks", tmp_path, monkeypatch)
+    assert "final training of enas_rnn on ptb" in text and "a final training evaluates no architectures" in text
+    assert re.search(r"trained from scratch: valid_ppl +\d+\.\d\d, test_ppl +\d+\.\d\d", text), text
+    assert "image/png" in outputs[-1].get("data", {}), "the architecture is drawn"
+
+
+def test_the_jupyter_we_suggest_is_installed():
+    """`jupyter lab`, which the README and `enas analyze` suggest, comes with the dev install (the
+    notebooks extra)."""
+    import subprocess
+    import sys
+
+    from enas.analysis import report
+
+    for where, text in {"README.md": (NOTEBOOKS.parent / "README.md").read_text(),
+                        "enas analyze": Path(report.__file__).read_text()}.items():
+        assert "jupyter lab notebooks/" in text and "jupyter notebook" not in text, where
+    jupyter = Path(sys.executable).parent / "jupyter"
+    done = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

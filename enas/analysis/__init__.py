@@ -68,7 +68,7 @@ def check_run(run_dir) -> None:
     from ..strategies import strategy_of
 
     run = Path(run_dir)
-    check_strategy(strategy_of(run_dir), run)
+    check_strategy(strategy_of(run_dir, "analyze"), run)
     if not (run / "checkpoints" / "last.pt").exists():
         raise CheckpointError(f"{run} holds no checkpoints/last.pt to analyse: run the search (or resume it) first")
 

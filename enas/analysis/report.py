@@ -66,5 +66,6 @@ def summary_lines(a: dict, files: list[str]) -> list[str]:
                  f"embedding distance vs token distance: Spearman {_num(rho['trained'], '.2f')} (trained), "
                  f"{_num(rho['untrained'], '.2f')} (untrained)")
     lines.append(f"  written to {a['run']}/analysis: {', '.join(files)} (and analysis/... in TensorBoard)")
-    lines.append(f"  next: ENAS_RUN={a['run']} jupyter notebook notebooks/controller_analysis.ipynb")
+    lines.append(f"  next: ENAS_RUN={a['run']} jupyter lab notebooks/controller_analysis.ipynb  (Jupyter: "
+                 f"pip install -e \".[notebooks]\")")
     return lines

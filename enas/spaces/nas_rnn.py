@@ -233,8 +233,9 @@ class NASRNNSpace(SearchSpace):
 
     def figure(self, tokens):
         """The tree bottom-up: leaves (fed by x_t and h_{t-1}) in the bottom row, the root under h_t;
-        each box shows a node's combination and activation; c_{t-1} enters the inject node from the
-        left with the inject's combination and activation, c_t leaves the c_t node to the right."""
+        each box shows a node's combination and activation. The memory is marked in the boxes of the
+        nodes it touches, outlined in its colour: the inject node names how c_{t-1} enters it, the c_t
+        node that its pre-activation leaves as c_t. A legend names the colours."""
         cell = self.cell(tokens)
         n, base = cell.num_nodes, cell.base
         levels = base.bit_length()  # rows of nodes: base 8 -> 4
@@ -248,19 +249,21 @@ class NASRNNSpace(SearchSpace):
         boxes = {}
         for j in range(n):
             act = ACTIVATIONS[cell.act[j]]
-            label = f"{j}: {COMBINATIONS[cell.combine[j]]}\n{act}"
-            boxes[j] = drawing.box(ax, *pos[j], label, ACT_COLORS[act], fontsize=8)
+            lines = [f"{j}: {COMBINATIONS[cell.combine[j]]}", act]
+            if j == cell.inject_node:
+                lines.append(f"c_t-1 in: {COMBINATIONS[cell.inject_combine]}, {ACTIVATIONS[cell.inject_act]}")
+            if j == cell.c_node:
+                lines.append("c_t out (pre-act.)")
+            boxes[j] = drawing.box(ax, *pos[j], "\n".join(lines), ACT_COLORS[act], fontsize=8 if len(lines) == 2 else 7)
+            if j in (cell.inject_node, cell.c_node):
+                boxes[j].get_bbox_patch().set(ec=INJECT_COLOR, lw=2.2)
         for j in range(base, n):
             for k in cell.children[j]:
                 drawing.arrow(ax, boxes[k], boxes[j], (0.5, 1), (0.5, 0))
         rx, ry = pos[n - 1]
         h_box = drawing.box(ax, rx, ry + 0.8, "h_t", "#ffffff", fontsize=9)
         drawing.arrow(ax, boxes[n - 1], h_box, (0.5, 1), (0.5, 0))
-        ix, iy = pos[cell.inject_node]
-        inj = f"c_t-1\n{COMBINATIONS[cell.inject_combine]}, {ACTIVATIONS[cell.inject_act]}"
-        c_in = drawing.box(ax, ix - 0.95, iy + 0.45, inj, "#ffffff", fontsize=7)
-        drawing.arrow(ax, c_in, boxes[cell.inject_node], (1, 0.5), (0, 0.5), color=INJECT_COLOR)
-        cx, cy = pos[cell.c_node]
-        c_out = drawing.box(ax, cx + 0.95, cy + 0.45, "c_t\n(pre-act.)", "#ffffff", fontsize=7)
-        drawing.arrow(ax, boxes[cell.c_node], c_out, (1, 0.5), (0, 0.5), color=INJECT_COLOR)
+        drawing.legend(fig, [(a, dict(fc=c)) for a, c in ACT_COLORS.items()]
+                       + [("memory: c_t-1 in, c_t out", dict(color=INJECT_COLOR, lw=2.2)),
+                          ("feeds", dict(color=drawing.EDGE_COLOR))])
         return fig

@@ -25,8 +25,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..config import SearchPreset, to_dict, validate, with_section
-from ..errors import CheckpointError
+from ..config import SearchPreset, apply_overrides, to_dict, validate, with_section
+from ..errors import AlreadyFinished, CheckpointError
 from ..hparams import closest_preset
 from ..registry import STRATEGIES
 from ..restore import reading_checkpoint, restore, run_config
@@ -47,6 +47,7 @@ class Strategy:
     has_controller: ClassVar[bool] = False          # learns a policy over architectures
     trains_children: ClassVar[bool] = False         # trains children from scratch
     analyze_groups: ClassVar[tuple[str, ...]] = ()  # the `enas analyze` groups its runs have
+    length_key: ClassVar[str] = "epochs"            # the config key that says how long a run is
 
     # --- the config ----------------------------------------------------------------------------
     @classmethod
@@ -66,9 +67,9 @@ class Strategy:
 
     @classmethod
     def unbounded(cls, cfg, n: int):
-        """`cfg` with the search's own end moved out of reach (n epochs, updates or children), so that
-        only a deadline ends it (`enas compare`)."""
-        raise NotImplementedError
+        """`cfg` with the search's own end (`length_key`: epochs, updates or children) moved out of reach
+        at n, so that only a deadline ends it (`enas compare`)."""
+        return apply_overrides(cfg, [f"{cls.length_key}={n}"])
 
     @classmethod
     def unfit(cls, space: type, task: str) -> str | None:
@@ -91,10 +92,15 @@ class Strategy:
         return search
 
     @classmethod
-    def load(cls, run_dir: str | Path, overrides=(), progress: bool = True) -> "Strategy":
+    def done(cls, cfg, state: dict) -> bool:
+        """Whether a run with this config and checkpoint state has nothing left to do."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, run_dir: str | Path, overrides=(), progress: bool = True, restored=None) -> "Strategy":
         """The search as RUN/checkpoints/last.pt left it: the config of RUN/config.json with `overrides`
         (the command line: device and any --set) on top, the state of the checkpoint (enas/restore.py)."""
-        cfg, state = restore(cls.config_class, run_dir, overrides)
+        cfg, state = restored or restore(cls.config_class, run_dir, overrides)
         cls.check(cfg)
         search = cls(cfg, run_dir, progress)
         with reading_checkpoint(Path(run_dir) / "checkpoints" / "last.pt"):
@@ -107,7 +113,12 @@ class Strategy:
         and the state of its checkpoint; what was logged after the checkpoint is dropped, and
         config.json records the config it continues with."""
         records = read_archs(run_dir)  # refuses an altered archs.jsonl before anything is rewritten
-        search = cls.load(run_dir, overrides, progress)
+        cfg, state = restored = restore(cls.config_class, run_dir, overrides)
+        if cls.done(cfg, state):
+            after = f"enas derive {run_dir}" if cls.shared_weights else next_train(Path(run_dir), cfg)
+            raise AlreadyFinished(f"{run_dir} is a finished {cls.name} search: nothing to resume (to search "
+                                  f"longer, resume with a larger --set {cls.length_key}=...)\n  next: {after}")
+        search = cls.load(run_dir, overrides, progress, restored)
         search.continue_from(records)
         search.logger.write_json("config.json", run_header(to_dict(search.cfg)))
         return search
@@ -180,10 +191,11 @@ def list_strategies() -> list[str]:
     return STRATEGIES.names()
 
 
-def strategy_of(run_dir: str | Path) -> type[Strategy]:
-    """The strategy that wrote the search run in run_dir (RUN/config.json names it)."""
+def strategy_of(run_dir: str | Path, command: str = "this command") -> type[Strategy]:
+    """The strategy that wrote the search run in run_dir (RUN/config.json names it); `command` is who asks,
+    for the error that a directory of another kind gets."""
     config = run_config(run_dir)
     if "strategy" not in config:
-        raise CheckpointError(f"{run_dir} is not a search run (a final training?): its config.json names no "
-                              f"strategy; this command needs the directory of `enas search`")
+        what = "a final training (`enas train`)" if "optim" in config else "not a search run"
+        raise CheckpointError(f"{run_dir} is {what}; {command} needs a search run, the --logdir of `enas search`")
     return get_strategy(config["strategy"])

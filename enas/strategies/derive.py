@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..interrupt import stop_on_interrupt
 from ..logger import cell_figure, cell_text
 from ..rundir import read_archs
+from ..runtime import absolute_data_dir
 
 MAX_SAMPLES = 100_000
 # Candidates scored together in one forward (`score_many`); the controller update's batch of the
@@ -60,8 +61,8 @@ def write_best(search, tokens: torch.Tensor, how: str) -> dict | None:
     for a, m, r in zip(archs, metric.tolist(), reward.tolist()):
         e.logger.arch({"step": e.policy_step, "epoch": e.epoch, "phase": "derive",
                        "arch": str(a), "reward": r, "metric": m})
-    result = archs[best].to_json(task=search.cfg.task, metric=float(metric[best]), metric_name=e.task.metric,
-                                 how=how)
+    result = archs[best].to_json(task=search.cfg.task, data_dir=absolute_data_dir(search.cfg.data_dir),
+                                 metric=float(metric[best]), metric_name=e.task.metric, how=how)
     e.logger.write_json("arch.json", result)
     e.logger.text("derive/arch", cell_text(e.space, archs[best]), e.global_step)
     e.logger.figure("derive/cell", cell_figure(e.space, archs[best]), e.global_step)

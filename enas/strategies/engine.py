@@ -32,6 +32,7 @@ from ..interrupt import stop_on_interrupt
 from ..logger import NullLogger, RunLogger, format_metric
 from ..nn import build_supernet
 from ..optim import guarded_step, lr_at, make_sgd, set_lr
+from ..projection import Projection
 from ..runtime import resolve_device, seed_everything
 from ..spaces import get_space
 from ..tasks import make_task, task_class
@@ -202,7 +203,8 @@ class SharedWeights:
                                                unit=f" {phases[self.phase][1]}", dynamic_ncols=True,
                                                desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                                                disable=not self.progress) as bar:
-            loop = Loop(self, phases, save, stop, bar, max_units, deadline)
+            projection = Projection(self.cfg.epochs * per_epoch - done, str(self.device))
+            loop = Loop(self, phases, save, stop, bar, projection, max_units, deadline)
             try:
                 yield loop
             except StopRun:
@@ -281,9 +283,10 @@ class Loop:
     """The cursor of `SharedWeights.loop`, advanced by the strategy's loop one unit at a time."""
 
     def __init__(self, engine: SharedWeights, phases: dict[str, tuple[int, str]], save: Callable[[], None],
-                 stop, bar, max_units: int | None, deadline: float | None):
+                 stop, bar, projection: Projection, max_units: int | None, deadline: float | None):
         self.engine, self.phases, self.order, self.save = engine, phases, list(phases), save
-        self.stop, self.bar, self.max_units, self.deadline = stop, bar, max_units, deadline
+        self.stop, self.bar, self.projection = stop, bar, projection
+        self.max_units, self.deadline = max_units, deadline
         self.units_run, self.finished = 0, False
         m = engine.task.metric
         self.shown = [("loss", "shared/loss"), (m, f"shared/{m}")] + [
@@ -312,6 +315,8 @@ class Loop:
             self.bar.set_postfix_str("  ".join(f"{name} {format_metric(name, last[tag])}"
                                                for name, tag in self.shown if tag in last), refresh=False)
             self.bar.update()
+            if e.dist.is_main:
+                self.projection.step()
             e._check_divergence(self.save)
             over = self.deadline is not None and time.monotonic() >= self.deadline
             if e.dist.any(bool(self.stop)) or over or (self.max_units is not None and self.units_run >= self.max_units):

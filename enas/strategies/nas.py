@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 
 from ..arch import Arch
-from ..config import ControllerConfig, SearchPreset, apply_overrides
+from ..config import ControllerConfig, SearchPreset
 from ..controller import make_controller
 from ..policy_gradient import reinforce
 from ..tasks import task_class
@@ -41,6 +41,7 @@ class Nas(ChildPoolSearch):
     name = "nas"
     description = "full NAS (Zoph & Le 2017): every child trained from scratch, a controller by REINFORCE"
     Section = NasConfig
+    length_key = "nas.updates"
     has_controller = True
     picked = "sampled by the controller"
 
@@ -58,8 +59,8 @@ class Nas(ChildPoolSearch):
         return NasConfig(updates=recipe.nas_updates, controller=c)
 
     @classmethod
-    def unbounded(cls, cfg, n: int):
-        return apply_overrides(cfg, [f"nas.updates={n}"])
+    def done(cls, cfg, state: dict) -> bool:
+        return int(state["batch"]) >= cfg.nas.updates
 
     def __init__(self, cfg, run_dir, progress: bool = True):
         super().__init__(cfg, run_dir, progress)

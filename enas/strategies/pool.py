@@ -38,8 +38,9 @@ from ..executors import check_executor, make_executor
 from ..hparams import run_hparams
 from ..interrupt import stop_on_interrupt
 from ..logger import RunLogger, cell_figure, cell_text, count_of, format_metric
+from ..projection import Projection
 from ..rundir import read_archs
-from ..runtime import resolve_device, seed_everything
+from ..runtime import absolute_data_dir, resolve_device, seed_everything
 from ..spaces import get_space
 from ..tasks import make_task
 from .base import Strategy, _check_config, next_train
@@ -60,7 +61,7 @@ class ChildPool:
         self.finished = False
         # the run under way (`running`): how it saves, where children train, what stops it
         self._save: Callable[[], None] = lambda: None
-        self._executor = self._stop = self._bar = None
+        self._executor = self._stop = self._bar = self._projection = None
         self._max_children: int | None = None
         self._deadline: float | None = None
         self._done = 0  # children trained in this run
@@ -83,6 +84,7 @@ class ChildPool:
                    disable=not self.progress)
         with executor, stop_on_interrupt() as stop, bar:
             self._executor, self._stop, self._bar = executor, stop, bar
+            self._projection = Projection(total - finished, "this machine")
             try:
                 yield self
             except StopRun:
@@ -111,6 +113,7 @@ class ChildPool:
             self._record(outcome)  # saves the checkpoint
             self._show()
             self._bar.update()
+            self._projection.step()
             self._done += 1
             if self._max_children is not None and self._done >= self._max_children:
                 raise StopRun
@@ -179,7 +182,7 @@ class ChildPool:
         """arch.json of the best child."""
         arch = Arch.parse(self.space, self.best["arch"])
         return arch.to_json(
-            task=self.cfg.task, metric=_not_nan(self.best.get("metric")), metric_name=self.best.get("metric_name"),
+            task=self.cfg.task, data_dir=absolute_data_dir(self.cfg.data_dir), metric=_not_nan(self.best.get("metric")), metric_name=self.best.get("metric_name"),
             reward=self.best["reward"],
             how=f"best reward among the children ({self.picked}) trained from scratch for "
                 f"{self.cfg.child_epochs} epoch(s), scored on the validation split")

@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 
 from .. import checkpoint as ckpt
-from ..config import SearchPreset, apply_overrides
+from ..config import SearchPreset
 from .base import register
 from .enas import Enas
 from .pool import ChildPoolSearch
@@ -89,6 +89,7 @@ class RandomScratch(ChildPoolSearch):
     description = "random search without weight sharing: uniform children, each trained from scratch"
     label = "random (from scratch)"
     Section = RandomScratchConfig
+    length_key = "random_scratch.children"
     picked = "random"
 
     @classmethod
@@ -98,8 +99,8 @@ class RandomScratch(ChildPoolSearch):
         return RandomScratchConfig(children=recipe.nas_updates * m, batch=m)
 
     @classmethod
-    def unbounded(cls, cfg, n: int):
-        return apply_overrides(cfg, [f"random_scratch.children={n}"])
+    def done(cls, cfg, state: dict) -> bool:
+        return int(state["children"]) >= cfg.random_scratch.children
 
     def __init__(self, cfg, run_dir, progress: bool = True):
         super().__init__(cfg, run_dir, progress)

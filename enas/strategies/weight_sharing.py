@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..config import apply_overrides, to_dict
+from ..config import to_dict
 from ..hparams import run_hparams
 from ..logger import count_of, format_metric
 from .base import Strategy
@@ -34,8 +34,8 @@ class WeightSharingSearch(Strategy):
         raise NotImplementedError
 
     @classmethod
-    def unbounded(cls, cfg, n: int):
-        return apply_overrides(cfg, [f"epochs={n}"])
+    def done(cls, cfg, state: dict) -> bool:
+        return int(state["epoch"]) >= cfg.epochs
 
     @property
     def is_main(self) -> bool:
