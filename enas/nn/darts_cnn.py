@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..arch import Arch
 from ..errors import ConfigError
-from .cnn_ops import FactorizedReduction, ReLUConvBN, ReLUFactorizedReduction, SepConvStack, arch_tokens, bn, drop_path
+from .cnn_ops import ReLUConvBN, ReLUFactorizedReduction, SepConvStack, arch_tokens, bn, drop_path
 from .param_map import ParamSlice
 
 STYLES = ("search", "final")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..arch import Arch
 from ..errors import ConfigError
@@ -70,11 +69,11 @@ class _DartsLM(RecurrentLM):
                     ch = ((S if mask_h is None else S * mask_h) @ w)  # [i,B,2H]
                     c, hh = torch.sigmoid(ch[..., :H]), ch[..., H:]
                     mix = arch[(i - 1) * i // 2:(i - 1) * i // 2 + i, 1:, None, None]  # [i,4,1,1] no none
-                    # sum_k w_k (S + c (f_k(h) - S)) = W S + c (F - W S), W = sum_k w_k, F = sum_k w_k f_k(h):
+                    # sum_k w_k (S + c (f_k(h) - S)) = W S + c (A - W S), W = sum_k w_k, A = sum_k w_k f_k(h):
                     # the official loop's sum over ops, with one highway update instead of one per op
-                    F = sum(mix[:, k] * f(hh) for k, f in enumerate(ACTIVATIONS))  # [i,B,H]
+                    A = sum(mix[:, k] * f(hh) for k, f in enumerate(ACTIVATIONS))  # [i,B,H]
                     WS = mix.sum(1) * S
-                    s = (WS + c * (F - WS)).sum(0)
+                    s = (WS + c * (A - WS)).sum(0)
                 else:
                     prev, act = arch
                     p = states[prev[i]]
