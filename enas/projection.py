@@ -31,4 +31,5 @@ class Projection:
         hours = (self.left - self.done) * elapsed / self.done / 3600
         if hours > LONG_HOURS:
             tqdm.write(f"note: at its pace so far this run ends in about {hours:,.0f} hours on {self.where}; "
-                       f"`--preset small` learns in about an hour on two CPU cores, `--preset tiny` runs in a minute", file=sys.stderr)
+                       f"`--preset small` learns in about an hour on two CPU cores, `--preset tiny` runs in a "
+                       f"minute", file=sys.stderr)

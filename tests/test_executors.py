@@ -17,6 +17,7 @@ from enas.executors import InProcessExecutor, LocalPoolExecutor, make_executor
 
 TESTS = str(Path(__file__).resolve().parent)
 FN = "executor_jobs:work"
+pytestmark = pytest.mark.xdist_group("ray")  # one local Ray instance at a time (setup.cfg)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ def test_the_tour_is_tiny():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # the tour starts a local Ray instance (setup.cfg)
 def test_every_tour_command_runs_as_written(tmp_path):
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "data").symlink_to(SHARED_DATA)

@@ -203,7 +203,8 @@ class _DartsNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"num_layers={self.num_layers}, channels={self.channels}, style={self.style!r}, "
-                f"bn_batch_stats={self.bn_batch_stats}, drop_path={self.drop_path}, aux_head={self.aux_layer is not None}")
+                f"bn_batch_stats={self.bn_batch_stats}, drop_path={self.drop_path}, "
+                f"aux_head={self.aux_layer is not None}")
 
 
 class DartsSupernet(_DartsNet):

@@ -254,7 +254,7 @@ class NASRNNSpace(SearchSpace):
                 lines.append(f"c_t-1 in: {COMBINATIONS[cell.inject_combine]}, {ACTIVATIONS[cell.inject_act]}")
             if j == cell.c_node:
                 lines.append("c_t out (pre-act.)")
-            boxes[j] = drawing.box(ax, *pos[j], "\n".join(lines), ACT_COLORS[act], fontsize=8 if len(lines) == 2 else 7)
+            boxes[j] = drawing.box(ax, *pos[j], "\n".join(lines), ACT_COLORS[act], fontsize=8 - (len(lines) > 2))
             if j in (cell.inject_node, cell.c_node):
                 boxes[j].get_bbox_patch().set(ec=INJECT_COLOR, lw=2.2)
         for j in range(base, n):

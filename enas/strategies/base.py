@@ -114,11 +114,11 @@ class Strategy:
         config.json records the config it continues with."""
         records = read_archs(run_dir)  # refuses an altered archs.jsonl before anything is rewritten
         cfg, state = restored = restore(cls.config_class, run_dir, overrides)
+        search = cls.load(run_dir, overrides, progress, restored)  # checks the checkpoint whole; writes nothing
         if cls.done(cfg, state):
             after = f"enas derive {run_dir}" if cls.shared_weights else next_train(Path(run_dir), cfg)
             raise AlreadyFinished(f"{run_dir} is a finished {cls.name} search: nothing to resume (to search "
                                   f"longer, resume with a larger --set {cls.length_key}=...)\n  next: {after}")
-        search = cls.load(run_dir, overrides, progress, restored)
         search.continue_from(records)
         search.logger.write_json("config.json", run_header(to_dict(search.cfg)))
         return search

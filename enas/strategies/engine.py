@@ -203,7 +203,8 @@ class SharedWeights:
                                                unit=f" {phases[self.phase][1]}", dynamic_ncols=True,
                                                desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                                                disable=not self.progress) as bar:
-            projection = Projection(self.cfg.epochs * per_epoch - done, str(self.device))
+            # a budgeted run (`enas compare`) ends at its deadline: no projection
+            projection = Projection(self.cfg.epochs * per_epoch - done, str(self.device)) if deadline is None else None
             loop = Loop(self, phases, save, stop, bar, projection, max_units, deadline)
             try:
                 yield loop
@@ -283,7 +284,7 @@ class Loop:
     """The cursor of `SharedWeights.loop`, advanced by the strategy's loop one unit at a time."""
 
     def __init__(self, engine: SharedWeights, phases: dict[str, tuple[int, str]], save: Callable[[], None],
-                 stop, bar, projection: Projection, max_units: int | None, deadline: float | None):
+                 stop, bar, projection: Projection | None, max_units: int | None, deadline: float | None):
         self.engine, self.phases, self.order, self.save = engine, phases, list(phases), save
         self.stop, self.bar, self.projection = stop, bar, projection
         self.max_units, self.deadline = max_units, deadline
@@ -315,7 +316,7 @@ class Loop:
             self.bar.set_postfix_str("  ".join(f"{name} {format_metric(name, last[tag])}"
                                                for name, tag in self.shown if tag in last), refresh=False)
             self.bar.update()
-            if e.dist.is_main:
+            if self.projection and e.dist.is_main:
                 self.projection.step()
             e._check_divergence(self.save)
             over = self.deadline is not None and time.monotonic() >= self.deadline

@@ -84,7 +84,7 @@ class ChildPool:
                    disable=not self.progress)
         with executor, stop_on_interrupt() as stop, bar:
             self._executor, self._stop, self._bar = executor, stop, bar
-            self._projection = Projection(total - finished, "this machine")
+            self._projection = Projection(total - finished, "this machine") if deadline is None else None
             try:
                 yield self
             except StopRun:
@@ -113,7 +113,8 @@ class ChildPool:
             self._record(outcome)  # saves the checkpoint
             self._show()
             self._bar.update()
-            self._projection.step()
+            if self._projection:
+                self._projection.step()
             self._done += 1
             if self._max_children is not None and self._done >= self._max_children:
                 raise StopRun
@@ -182,8 +183,8 @@ class ChildPool:
         """arch.json of the best child."""
         arch = Arch.parse(self.space, self.best["arch"])
         return arch.to_json(
-            task=self.cfg.task, data_dir=absolute_data_dir(self.cfg.data_dir), metric=_not_nan(self.best.get("metric")), metric_name=self.best.get("metric_name"),
-            reward=self.best["reward"],
+            task=self.cfg.task, data_dir=absolute_data_dir(self.cfg.data_dir), metric=_not_nan(self.best.get("metric")),
+            metric_name=self.best.get("metric_name"), reward=self.best["reward"],
             how=f"best reward among the children ({self.picked}) trained from scratch for "
                 f"{self.cfg.child_epochs} epoch(s), scored on the validation split")
 
