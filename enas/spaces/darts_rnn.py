@@ -103,11 +103,14 @@ def _train_tiny(task: str) -> TrainConfig:
 
 
 def _search_small(task: str) -> SearchPreset:
-    """A search that learns on one machine: the paper's loop at hidden 200 and batch 64, first order."""
+    """A search that learns on one machine: the paper's loop at hidden 200 and batch 64, first order, with
+    the dropouts of the `small` final training (x and o 0.25, h and i 0.1): with the search script's
+    (0.75, 0.75, 0.25, 0.2) the shared loss was still 9.27 after 60 steps, against 8.5 with these."""
     cfg = _search_paper(task)
     cfg.epochs, cfg.batch_size, cfg.eval_batch_size, cfg.shared_steps, cfg.eval_max_batches = 4, 64, 64, 100, 10
     cfg.log_every = 20
     cfg.model.hidden_size = 200
+    cfg.model.dropout_x, cfg.model.dropout_o, cfg.model.dropout_h, cfg.model.dropout_i = 0.25, 0.25, 0.1, 0.1
     cfg.controller.steps = 20
     cfg.sections["darts"]["order"] = 1
     return cfg
