@@ -158,12 +158,15 @@ def test_random_search_with_sharing_derives_from_uniform_archs_and_resumes_exact
 
 def test_compare_writes_a_table_for_every_strategy(ptb_dir, tmp_path):
     r = run_cli("compare", "--space", "enas_rnn", "--task", "ptb", "--data-dir", str(ptb_dir), "--budget", "4",
-                "--seeds", "2", "--logdir", str(tmp_path / "cmp"), "--quiet",
+                "--seeds", "2", "--logdir", str(tmp_path / "cmp"),
                 "--set", "space_options.num_nodes=3", "--set", "shared_steps=4", "--set", "controller.steps=2",
                 "--set", "eval_max_batches=1", "--set", "derive_samples=2", "--set", "controller.num_aggregate=2",
                 "--set", "child_max_steps=2", "--train-set", "max_steps=3", "--train-set", "eval_max_batches=1",
                 timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.startswith("device: "), "the device first, as every command"
+    bars = {line.split(":")[0] for line in r.stderr.replace("\r", "\n").splitlines() if "entrant" in line}
+    assert bars == {"compare"} and "8/8" in r.stderr, "one bar for the whole comparison"
     table = (tmp_path / "cmp" / "comparison.md").read_text()
     for label in ("| enas |", "| nas |", "| random (shared weights) |", "| random (from scratch) |"):
         assert label in table
