@@ -131,6 +131,8 @@ class CapturedStep:
     def _give_up(self, err: Exception) -> None:
         """Warn once, naming the line of our code that failed to capture, and run eagerly from now on."""
         self.graphs.clear()
+        while err.__context__ is not None:  # the first error (ending a failed capture can raise again)
+            err = err.__context__
         self.failed = f"{_where(err)}: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
         warnings.warn(f"CUDA-graph capture failed at {self.failed}; running this step eagerly from now on "
                       f"(--set cuda_graphs=false skips the capture)", CaptureFailed, stacklevel=3)

@@ -42,7 +42,11 @@ class MockedStep(CapturedStep):
     def _record(self, static_in, pool):
         self.log.append(("capture", static_in[0].shape[0]))
         if self.fail_capture:
-            static_in[0].view(-1, 5)  # raises inside torch: stands for an operator a capture refuses
+            try:
+                static_in[0].view(-1, 5)  # raises inside torch: stands for an operator a capture refuses
+            finally:
+                if self.fail_capture == "twice":  # ending the failed capture raises again
+                    raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
         static_out = (torch.empty_like(static_in[0]),)  # allocated by the capture; the replays compute it
         return FakeGraph(self.fn, static_in, static_out), pool or object(), static_out
 
@@ -85,8 +89,9 @@ def test_a_new_key_recaptures_that_shape_without_a_new_warm_up():
     assert step.captures == 2 and step.replayed == 2
 
 
-def test_a_failed_capture_warns_once_and_the_calls_go_on_eagerly():
-    step, calls = _step(fail_capture=True)
+@pytest.mark.parametrize("fail", [True, "twice"])
+def test_a_failed_capture_warns_once_and_the_calls_go_on_eagerly(fail):
+    step, calls = _step(fail_capture=fail)
     with pytest.warns(CaptureFailed, match=r"test_cuda_graph.py:\d+ \(static_in\[0\]\.view\(-1, 5\).*"
                                            r"--set cuda_graphs=false"):
         for rows in [64] * 3:
