@@ -142,7 +142,14 @@ class SearchConfig:
     # GPU: the shared step and the reward evaluation of a supernet that reads its architecture on the
     # device (enas_rnn) are replayed as CUDA graphs (enas/cuda_graph.py); off = run them eagerly
     cuda_graphs: bool = True
+    # the recurrent supernet's eager shared step updates only the rows of w_edges its architecture read
+    # (enas/nn/row_decay.py); off = the dense update a graphed step makes (to time the graph alone)
+    sparse_update: bool = True
     bf16: bool = False            # bf16 autocast of the supernet's forwards (search; the loss stays float32)
+    # TF32 matmuls on Ampere and later GPUs (a 10-bit mantissa). Off, PyTorch's own default for matmuls:
+    # a GPU search then computes what the CPU computes to float32 rounding, and the recurrent step at
+    # the paper's sizes is bound by kernel launches, not by matmul arithmetic (benchmarks/README.md)
+    tf32: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     shared: OptimConfig = field(default_factory=OptimConfig)
 

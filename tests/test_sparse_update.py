@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import enas
 from enas.config import OptimConfig
-from enas.nn.row_decay import LazyRowDecay
+from enas.nn.row_decay import LazyRowDecay, _row_sq_norms
 from enas.optim import guarded_step, make_sgd, set_lr
 
 V, H, T, B = 29, 5, 6, 4
@@ -181,6 +181,29 @@ def test_state_dict_round_trip_continues_to_the_bit():
     assert not dense.w_edges_decay.pending
     first.materialize()
     assert torch.allclose(dense.w_edges, first.w_edges, atol=0, rtol=0)
+
+
+def test_a_dense_runs_state_continues_row_sparse_as_it_would_dense():
+    """A run with dense updates (a CUDA-graphed search) never writes the ledger, so the row norms it
+    saves are those of its first weights. Loaded for row-sparse updates, the ledger is rebuilt from the
+    saved rows, and the steps that follow are the dense run's own."""
+    space = enas.get_space("enas_rnn", num_nodes=6)
+    archs = _archs(space, n=10, seed=6)
+    dense = _supernet(space)
+    dense_opt = make_sgd(dense, CFG, row_sparse=False)
+    _train(dense, dense_opt, archs[:5], lr_change=(99, 0))
+    state = {k: v.clone() for k, v in dense.state_dict().items()}
+    assert not torch.allclose(state["w_edges_decay.sq_norm"], _row_sq_norms(state["w_edges"])), "stale norms"
+    sparse = _supernet(space)
+    sparse_opt = make_sgd(sparse, CFG)
+    sparse.load_state_dict(state)
+    assert torch.equal(sparse.w_edges_decay.sq_norm, _row_sq_norms(sparse.w_edges))
+    for step in range(5, 10):
+        guarded_step(dense_opt, _loss(dense, step, archs[step]), CFG)
+        guarded_step(sparse_opt, _loss(sparse, step, archs[step]), CFG)
+    sparse.materialize()
+    for (name, a), b in zip(dense.named_parameters(), sparse.parameters()):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0), (name, (a - b).abs().max())
 
 
 class _Rows(torch.nn.Module):

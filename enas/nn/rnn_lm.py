@@ -289,10 +289,12 @@ class RNNSupernet(_EnasLM):
             module.materialize()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # A state_dict from before the ledger existed holds true rows: it gets an empty ledger.
-        key = prefix + "w_edges_decay."
-        if prefix + "w_edges" in state_dict and key + "log_scale" not in state_dict:
-            state_dict.update(self.w_edges_decay.fresh_state(state_dict[prefix + "w_edges"], key))
+        # A state_dict from before the ledger existed, or from a run with dense updates (a CUDA-graphed
+        # search, which never keeps the ledger's row norms), holds true rows and a ledger that owes
+        # nothing: it gets an empty ledger of its own rows' norms, so a row-sparse resume is exact.
+        key, weight = prefix + "w_edges_decay.", state_dict.get(prefix + "w_edges")
+        if weight is not None and (key + "log_scale" not in state_dict or LazyRowDecay.owes_nothing(state_dict, key)):
+            state_dict.update(self.w_edges_decay.fresh_state(weight, key))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- forward ----------------------------------------------------------------------------------

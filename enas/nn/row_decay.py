@@ -97,6 +97,12 @@ class LazyRowDecay(nn.Module):
         return {prefix + "log_scale": torch.zeros((), dtype=torch.float64), prefix + "mark": zeros,
                 prefix + "sq_norm": _row_sq_norms(weight.detach()).cpu()}
 
+    @staticmethod
+    def owes_nothing(state_dict: dict, prefix: str = "") -> bool:
+        """Whether the ledger saved in `state_dict` (under `prefix`) owes no decay to any row (then the
+        stored rows are the true ones)."""
+        return not (state_dict[prefix + "log_scale"].any() or state_dict[prefix + "mark"].any())
+
     def factors(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """exp(log_scale - mark) of `rows` [n] (all rows when None): the decay each still owes, float64."""
         mark = self.mark if rows is None else self.mark.index_select(0, rows)

@@ -65,7 +65,9 @@ class SharedWeights:
         # bookkeeping a graph cannot hold; on a GPU the dense update is cheap next to the launches).
         self.device_arch = getattr(self.supernet, "device_arch", False)
         graphs = cfg.cuda_graphs and self.device.type == "cuda" and self.device_arch and not self.dist.enabled
-        self.optimizer = make_sgd(self.supernet, cfg.shared, row_sparse=not graphs)
+        self.optimizer = make_sgd(self.supernet, cfg.shared, row_sparse=cfg.sparse_update and not graphs)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
         self._captured_step = CapturedStep(self._shared_body, enabled=graphs)
         self._captured_reward = CapturedStep(self._reward_body, enabled=graphs)
         self._arch_window, self._arch_pos, self._arch_host = torch.zeros(0, dtype=torch.long), 0, None
