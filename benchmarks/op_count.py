@@ -4,8 +4,9 @@ A replayed graph launches one kernel per operator that computes, so at a few mic
 count of those in a shared step bounds its time from below, whatever the hidden size. This script
 counts, with torch.profiler on the CPU, the operators of the `paper` PTB search (the count on a GPU
 is about the same): one shared step as the difference between runs of 12 and 4 steps (set-up
-cancels), and one reward evaluation (the batched forward of a controller update's 10 architectures
-on one reward batch). Two counts:
+cancels), once with the CPU's cell and once with the GPU's (enas/nn/rnn_cell_lean.py), and one
+reward evaluation (the batched forward of a controller update's 10 architectures on one reward
+batch). Two counts:
 
 - leaf operators: every aten operator that calls no other, views (as_strided) and allocations
   included, which launch no kernel;
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_search import units  # noqa: E402
 
 from enas.config import apply_overrides  # noqa: E402
+from enas.nn import rnn_cell  # noqa: E402
 from enas.strategies import preset  # noqa: E402
 from enas.strategies.enas import Enas  # noqa: E402
 
@@ -64,17 +66,23 @@ def main() -> None:
                            "log_every=1000000", "shared_steps=1000000"])
     with tempfile.TemporaryDirectory() as tmp:
         search = Enas.start(cfg, Path(tmp) / "run", progress=False)
-        units(search, "shared", 2)  # warm-up: lazily built buffers and workspaces
-        few, many = count(lambda: units(search, "shared", 4)), count(lambda: units(search, "shared", 12))
-        step = [(m - f) / 8 for f, m in zip(few, many)]
+        steps = {}
+        for cell, devices in (("the CPU's cell", ("cuda",)), ("the GPU's cell", ("cuda", "cpu"))):
+            rnn_cell.LEAN_DEVICES = devices
+            units(search, "shared", 2)  # warm-up: lazily built buffers and workspaces
+            few, many = count(lambda: units(search, "shared", 4)), count(lambda: units(search, "shared", 12))
+            steps[cell] = [(m - f) / 8 for f, m in zip(few, many)]
         n = search.cfg.enas.controller.num_aggregate
         tokens = search.policy.sample(n)
         search.engine.score(tokens)  # warm-up
         reward = count(lambda: search.engine.score(tokens))
     T, N = cfg.bptt, search.space.num_nodes
     print(f"paper PTB search, hidden {args.hidden}, {N} nodes, BPTT {T}, torch {torch.__version__}, CPU")
-    print(f"shared step: {step[1]:,.0f} kernels ({step[1] / (T * N):.1f} per node and time step), "
-          f"{step[0]:,.0f} leaf operators ({step[0] / (T * N):.1f})")
+    for cell, step in steps.items():
+        print(f"shared step, {cell}: {step[1]:,.0f} kernels ({step[1] / (T * N):.1f} per node and time step), "
+              f"{step[0]:,.0f} leaf operators ({step[0] / (T * N):.1f})")
+    cpu, gpu = steps.values()
+    print(f"the GPU's cell / the CPU's: kernels x{gpu[1] / cpu[1]:.2f}, leaf operators x{gpu[0] / cpu[0]:.2f}")
     print(f"reward evaluation ({n} architectures, one batch): {reward[1]:,} kernels, {reward[0]:,} leaf operators")
 
 

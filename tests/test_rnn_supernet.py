@@ -1,10 +1,12 @@
-"""The ENAS recurrent supernet: supernet == child, fast cell == naive cell, gradients, shapes."""
+"""The ENAS recurrent supernet: supernet == child, fast cell == naive cell, gradients, shapes; every test
+for both fast cells, the CPU's and the GPU's (enas/nn/rnn_cell_lean.py)."""
 import random
 
 import pytest
 import torch
 
 import enas
+from enas.nn import rnn_cell
 from enas.nn.rnn_cell import naive_cell_forward
 from enas.nn.rnn_lm import RNNChild, RNNSupernet, edge_index
 
@@ -12,6 +14,14 @@ V, H, T, B = 23, 6, 5, 3
 DROP = dict(dropout_e=0.2, dropout_x=0.3, dropout_h=0.25, dropout_o=0.3)
 VARIANTS = [dict(num_nodes=5), dict(num_nodes=6, first_act="tanh"), dict(num_nodes=4, output="all"),
             dict(num_nodes=5, first_act="tanh", output="all"), dict(num_nodes=1)]
+
+
+@pytest.fixture(autouse=True, params=["cpu cell", "lean cell"])
+def cell_path(request, monkeypatch):
+    """Which fast cell the CPU runs: its own, or the one a GPU runs."""
+    lean = ("cuda", "cpu") if request.param == "lean cell" else ("cuda",)
+    monkeypatch.setattr(rnn_cell, "LEAN_DEVICES", lean)
+    return request.param
 
 
 def _supernet(space, **kw):

@@ -22,7 +22,9 @@ The fast path (`cell_forward`) reads the architecture only as tensors: prev[N-1]
 nodes 1..N-1), act[N] (activation index per node), out_w[N]. It never asks the host for a value, so
 one graph serves every architecture. Its gradient is written by hand (`_EnasCell.backward`): BPTT
 runs node by node in reverse, and the weight gradients of all T steps are formed at the end with one
-large matmul per weight (K = T*B) instead of T small ones; autograd only sees one node.
+large matmul per weight (K = T*B) instead of T small ones; autograd only sees one node. On a GPU the
+same function runs as enas/nn/rnn_cell_lean.py, with half the kernels per node and step
+(`LEAN_DEVICES`).
 
 `naive_cell_forward` is the obviously-right reference: Python ints, `if act == 0: tanh`, autograd.
 """
@@ -32,6 +34,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 TANH, RELU, IDENTITY, SIGMOID = 0, 1, 2, 3
+# Devices whose cell is the one with fewer kernels per node and step (enas/nn/rnn_cell_lean.py): where
+# kernel launches bound a step. On the CPU this file's cell, whose working set stays in cache, is faster.
+LEAN_DEVICES = ("cuda",)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,13 +109,7 @@ def _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save)
                 torch.mul(c, d, out=CD_it[i][t])
                 torch.mul(fp, torch.addcmul(c, c, c, value=-1.0), out=FPC_it[i][t])
                 torch.neg(c, out=OMC_it[i][t]).add_(1.0)
-        y = Ypre[t] if clip else Y_t[t]
-        torch.mm(out_row, St.reshape(N, B * H), out=y.view(1, B * H))
-        if clip:
-            norm = torch.linalg.vector_norm(y, dim=1, keepdim=True)  # [B,1]
-            scale = torch.clamp(max_norm / norm, max=1.0)  # 1 where norm <= max_norm (or 0)
-            torch.mul(y, scale, out=Y_t[t])
-            scale_all[t] = scale
+        step_output(St, out_row, Y_t[t], Ypre[t] if clip else None, scale_all[t] if clip else None, max_norm)
         h = Y_t[t]
     if not save:
         return Y, None
@@ -118,6 +117,36 @@ def _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save)
     if clip:
         saved.update(scale=scale_all)
     return Y, saved
+
+
+def step_output(St, out_row, y_out, y_pre=None, scale_out=None, max_norm=None) -> None:
+    """y_t = sum_k out_w[k] s_k, its rows clipped to max_norm, into y_out [B,H]. St [N,B,H] the node
+    states; out_row [1,N]; with a clip, y_pre [B,H] receives the unclipped y and scale_out [B,1] the
+    clip's scale (a constant to the backward, see the module docstring)."""
+    N, B, H = St.shape
+    y = y_out if max_norm is None else y_pre
+    torch.mm(out_row, St.reshape(N, B * H), out=y.view(1, B * H))
+    if max_norm is not None:
+        norm = torch.linalg.vector_norm(y, dim=1, keepdim=True)  # [B,1]
+        torch.clamp(max_norm / norm, max=1.0, out=scale_out)  # 1 where norm <= max_norm (or 0)
+        torch.mul(y, scale_out, out=y_out)
+
+
+def weight_grads(need, h_prev, inputs, G, mask_h):
+    """The gradients of w_h0 and w_nodes over all T steps at once, sum_t u_t^T g_t = U^T G, one matmul of
+    T*B rows each (None where `need`, the backward's needs_input_grad, says none is needed).
+    h_prev [T,B,H]: node 0's input h_{t-1}; inputs [N-1,T,B,H]: node i's input s_p(i) (written over);
+    G [N,T,B,2H]: the grads of each node's [zh, zc]; mask_h [B,H] or None."""
+    N, T, B, H2 = G.shape
+    H = H2 // 2
+    g_w_h0 = g_w_nodes = None
+    if need[2]:
+        U0 = h_prev if mask_h is None else h_prev * mask_h
+        g_w_h0 = U0.reshape(T * B, H).t().mm(G[0].reshape(T * B, H2))
+    if need[3]:
+        U = inputs if mask_h is None else inputs.mul_(mask_h)
+        g_w_nodes = torch.bmm(U.view(N - 1, T * B, H).transpose(1, 2), G[1:].reshape(N - 1, T * B, H2))
+    return g_w_h0, g_w_nodes
 
 
 class _EnasCell(torch.autograd.Function):
@@ -163,19 +192,9 @@ class _EnasCell(torch.autograd.Function):
                     gh = gp
                 else:
                     gS.index_add_(0, prev_i[i], gp.unsqueeze(0))
-        # Weight gradients for all T steps at once: sum_t u_t^T g_t = U^T G with K = T*B.
         need = ctx.needs_input_grad
-        g_w_h0 = g_w_nodes = None
-        if need[2]:
-            U0 = torch.cat([h0.unsqueeze(0), Y[:-1]]) if T > 1 else h0.unsqueeze(0)
-            if mask_h is not None:
-                U0 = U0 * mask_h
-            g_w_h0 = U0.reshape(T * B, H).t().mm(G[0].view(T * B, 2 * H))
-        if need[3]:
-            U = S.index_select(0, prev)  # [N-1,T,B,H], node i's input p(i)
-            if mask_h is not None:
-                U.mul_(mask_h)
-            g_w_nodes = torch.bmm(U.view(N - 1, T * B, H).transpose(1, 2), G[1:].view(N - 1, T * B, 2 * H))
+        g_w_h0, g_w_nodes = weight_grads(need, torch.cat([h0.unsqueeze(0), Y[:-1]]), S.index_select(0, prev), G,
+                                         mask_h)
         g_xproj = G[0] if need[0] else None
         g_h0 = gh if need[1] else None
         return g_xproj, g_h0, g_w_h0, g_w_nodes, None, None, None, None, None
@@ -198,11 +217,16 @@ def cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h=None, max_no
         mask_h = None if mask_h is None else mask_h.to(dtype)
         with torch.autocast(device, enabled=False):
             return cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
+    if device in LEAN_DEVICES:
+        return rnn_cell_lean.lean_cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
     if torch.is_grad_enabled() and any(
             x.requires_grad for x in (xproj, h0, w_h0, w_nodes)):
         return _EnasCell.apply(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
     with torch.no_grad():
         return _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save=False)[0]
+
+
+from . import rnn_cell_lean  # noqa: E402  (it reads the constants above)
 
 
 # --------------------------------------------------------------------------------------------------
