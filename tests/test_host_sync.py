@@ -18,6 +18,7 @@ from conftest import SHARED_DATA
 from search_checks import assert_losses_seen, assert_same_parameters
 from enas.config import apply_overrides
 from enas.cuda_graph import CapturedStep
+from enas.nn import rnn_cell
 from enas.spaces import get_space_class
 from enas.strategies import preset
 from enas.strategies.enas import Enas
@@ -107,8 +108,12 @@ def test_image_shared_steps_read_nothing_back(space, tmp_path):
     assert search.engine.phase == "shared" and search.engine.step == 4
 
 
-def test_a_resumed_search_trains_on_the_rest_of_the_drawn_window(tiny_search_cfg, tmp_path):
-    """The architectures drawn for a window but not yet trained on are in the checkpoint."""
+@pytest.mark.parametrize("lean_devices", [("cuda",), ("cuda", "cpu")], ids=["cpu cell", "lean cell"])
+def test_a_resumed_search_trains_on_the_rest_of_the_drawn_window(lean_devices, tiny_search_cfg, tmp_path,
+                                                                  monkeypatch):
+    """The architectures drawn for a window but not yet trained on are in the checkpoint; the resumed run
+    ends with the same bits, with either recurrent cell (the lean one is a GPU's)."""
+    monkeypatch.setattr(rnn_cell, "LEAN_DEVICES", lean_devices)
     cfg = apply_overrides(tiny_search_cfg, ["log_every=50", "epochs=1"])
     whole = Enas.start(cfg, tmp_path / "whole", progress=False)
     whole.run()
