@@ -133,7 +133,8 @@ class CapturedStep:
         self.graphs.clear()
         while err.__context__ is not None:  # the first error (ending a failed capture can raise again)
             err = err.__context__
-        self.failed = f"{_where(err)}: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        self.failed = f"{_where(err)}: {type(err).__name__}: {first_line}"
         warnings.warn(f"CUDA-graph capture failed at {self.failed}; running this step eagerly from now on "
                       f"(--set cuda_graphs=false skips the capture)", CaptureFailed, stacklevel=3)
 

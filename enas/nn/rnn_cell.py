@@ -217,13 +217,13 @@ def cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h=None, max_no
         mask_h = None if mask_h is None else mask_h.to(dtype)
         with torch.autocast(device, enabled=False):
             return cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
-    if device in LEAN_DEVICES:
-        return rnn_cell_lean.lean_cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
+    cell, forward = ((rnn_cell_lean.LeanCell, rnn_cell_lean.lean_forward) if device in LEAN_DEVICES
+                     else (_EnasCell, _forward))
     if torch.is_grad_enabled() and any(
             x.requires_grad for x in (xproj, h0, w_h0, w_nodes)):
-        return _EnasCell.apply(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
+        return cell.apply(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
     with torch.no_grad():
-        return _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save=False)[0]
+        return forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save=False)[0]
 
 
 from . import rnn_cell_lean  # noqa: E402  (it reads the constants above)

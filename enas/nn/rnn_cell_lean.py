@@ -7,8 +7,9 @@ in the backward (the CPU path: 19 and 6; benchmarks/op_count.py counts both). It
 function as rnn_cell.py's cell (the same equations, see its docstring), with its gradient written by
 hand too, and equals the naive cell in float64 (tests/test_rnn_supernet.py). It is not the CPU's
 path: there its larger working set (a [B, 6, H] buffer per node and step, the backward's factors
-formed for all steps in passes through memory rather than per step in cache) made a step 0.57x as
-fast at hidden 200 (benchmarks/README.md).
+formed for all steps in passes through memory rather than per step in cache) made the cell's forward
+and backward 0.57x as fast at hidden 200 (benchmarks/README.md). `cell_forward` runs `LeanCell` (with
+a backward) or `lean_forward` (without) as it runs rnn_cell.py's own pair.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _grid(x: torch.Tensor, N: int, T: int) -> list:
     return rows if x.shape[:2] == (N, T) else [rows[0] * T] * N
 
 
-def _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save):
+def lean_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save):
     """The recurrence under no_grad. Shapes: xproj [T,B,2H], h0 [B,H], w_h0 [H,2H],
     w_nodes [N-1,H,2H], prev [N-1] long, act [N] long, out_w [N], mask_h [B,H] or None.
 
@@ -119,10 +120,10 @@ def _backward_factors(S, A, F, Y, h0, prev, act):
     return K, h_prev, P
 
 
-class _LeanCell(torch.autograd.Function):
+class LeanCell(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm):
-        Y, saved = _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save=True)
+        Y, saved = lean_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save=True)
         ctx.save_for_backward(h0, w_h0, w_nodes, prev, act, out_w, mask_h, Y)
         ctx.saved = saved
         ctx.max_norm = max_norm
@@ -170,11 +171,3 @@ class _LeanCell(torch.autograd.Function):
         g_xproj = G[0] if need[0] else None
         g_h0 = gh if need[1] else None
         return g_xproj, g_h0, g_w_h0, g_w_nodes, None, None, None, None, None
-
-
-def lean_cell_forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h=None, max_norm=None):
-    """`rnn_cell.cell_forward`'s contract (shapes there), in the dtype of its inputs."""
-    if torch.is_grad_enabled() and any(x.requires_grad for x in (xproj, h0, w_h0, w_nodes)):
-        return _LeanCell.apply(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm)
-    with torch.no_grad():
-        return _forward(xproj, h0, w_h0, w_nodes, prev, act, out_w, mask_h, max_norm, save=False)[0]
