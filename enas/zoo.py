@@ -74,6 +74,13 @@ _ZOO: dict[str, tuple[str, dict, str, str]] = {
                  "Liu et al. 2019, official cnn/genotypes.py DARTS_V1"),
     "darts_v2": ("darts_cnn", {"num_nodes": 4}, "0 3 1 3 0 3 1 3 1 3 0 2 0 2 2 5  0 0 1 0 2 2 1 0 0 0 2 2 2 2 1 0",
                  "Liu et al. 2019, official cnn/genotypes.py DARTS_V2"),
+    # PNASNet-5 (Liu et al. 2018, Figure 5), the cell of the released model (tensorflow/models
+    # research/slim/nets/nasnet/pnasnet.py PNasNetNormalCell): per block `index_1 op_1 index_2 op_2`
+    # in the released order; index 0 c_{k-2}, 1 c_{k-1}, 2 + j block j; ops 0 sep_conv_3x3,
+    # 1 sep_conv_5x5, 2 sep_conv_7x7, 3 conv_7x1_1x7, 4 identity, 5 avg_pool_3x3, 6 max_pool_3x3,
+    # 7 dil_conv_3x3.
+    "pnasnet5": ("pnas", {"num_blocks": 5}, "0 1 0 6  1 2 1 6  1 1 1 0  4 0 1 6  0 0 1 4",
+                 "Liu et al. 2018, tensorflow/models pnasnet.py PNasNetNormalCell"),
     # The Penn Treebank cell of DARTS (Liu et al. 2019, Figure 6; official rnn/genotypes.py DARTS_V2):
     # per node 1..8 `predecessor activation`; activations 0 tanh, 1 relu, 2 sigmoid, 3 identity.
     "darts_ptb": ("darts_rnn", {"num_nodes": 8}, "0 2 1 1 1 1 1 3 2 0 5 2 3 0 5 1",

@@ -44,15 +44,18 @@ CASES = {
                                     "--preset", "tiny", "--set", "darts.order=2", "--set", "shared_steps=3",
                                     "--set", "model.channels=4", "--set", "batch_size=8", "--set", "num_valid=64",
                                     "--set", "eval_batch_size=8", "--set", "eval_max_batches=1"], True),
+    "pnas": ("fashion-mnist", ["--strategy", "pnas", "--space", "pnas", "--task", "fashion_mnist", "--preset", "tiny",
+                               "--set", "child_max_steps=3", "--set", "eval_max_batches=1",
+                               "--set", "pnas.first_level=4", "--set", "pnas.beam=2"], False),
 }
 # searches without weight sharing or a controller hold no tensors of their own worth pinning
-NO_TENSORS = {"random_scratch"}
+NO_TENSORS = {"random_scratch", "pnas"}
 
 
 def _records(run: Path) -> dict:
     rows = [json.loads(line) for line in (run / "archs.jsonl").read_text().splitlines()]
     return {"exact": [[r.get(k) for k in ("phase", "step", "epoch", "child", "arch", "error")] for r in rows],
-            "numbers": [[r.get(k) for k in ("reward", "metric", "entropy")] for r in rows],
+            "numbers": [[r.get(k) for k in ("reward", "metric", "entropy", "predicted")] for r in rows],
             "result": json.loads((run / "arch.json").read_text())["arch"]}
 
 

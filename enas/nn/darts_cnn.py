@@ -1,5 +1,6 @@
 """Image networks of the `darts_cnn` space (official quark0/darts cnn/operations.py, model_search.py,
-model.py): one supernet, searched either way, and the standalone child.
+model.py): one supernet, searched either way, and the standalone child. The `pnas` space's one cell
+runs in the same networks, at stride 1 and at stride 2 (its `cells` gives the same blocks for both).
 
 Layout (both): stem 3x3 conv (in_channels -> 3C) and BN; `num_layers` cells, reduction cells at layers
 L//3 and 2L//3 where C doubles; cell k reads the outputs of cells k-2 and k-1 (the stem's at first),
@@ -54,7 +55,7 @@ class DilConv(nn.Sequential):
 
 
 def darts_op(name: str, c: int, stride: int, affine: bool, batch_stats: bool, search: bool) -> nn.Module:
-    """Op `name` of DARTS (operations.py OPS) on c channels; `search`: the extra BN after a pool that
+    """Op `name` of DARTS (operations.py OPS) or of PNAS (enas/spaces/pnas.py) on c channels; `search`: the extra BN after a pool that
     model_search.py MixedOp adds (affine off)."""
     if name.endswith("pool_3x3"):
         pool = nn.MaxPool2d(3, stride, 1) if name == "max_pool_3x3" else \
@@ -62,6 +63,11 @@ def darts_op(name: str, c: int, stride: int, affine: bool, batch_stats: bool, se
         return nn.Sequential(pool, bn(c, batch_stats, affine=False)) if search else pool
     if name == "skip_connect":
         return nn.Identity() if stride == 1 else ReLUFactorizedReduction(c, c, batch_stats, affine)
+    if name == "identity":  # PNAS: at stride 2 a ReLU-1x1 conv-BN (nasnet_utils.py `_apply_conv_operation`)
+        return nn.Identity() if stride == 1 else ReLUConvBN(c, c, 1, batch_stats, stride, affine=affine)
+    if name == "conv_7x1_1x7":  # PNAS: ReLU, 1x7 then 7x1 conv, BN (the stride split between the two)
+        return nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, (1, 7), (1, stride), (0, 3), bias=False),
+                             nn.Conv2d(c, c, (7, 1), (stride, 1), (3, 0), bias=False), bn(c, batch_stats, affine))
     if name.startswith("sep_conv"):
         return SepConvStack(c, int(name[-1]), batch_stats, stride, affine)
     if name.startswith("dil_conv"):

@@ -1,11 +1,12 @@
-"""What the two-cell spaces share (a normal cell and a reduction cell, each of B blocks over the two cell
-inputs and the earlier blocks): the ENAS micro space and DARTS's CNN space.
+"""What the cell spaces share: cells of B blocks over the two cell inputs and the earlier blocks. The
+ENAS micro space and DARTS's CNN space search two cells (a normal cell and a reduction cell); PNAS
+searches one cell, used at stride 1 and, where the network reduces, at stride 2 (`cell_kinds`).
 
 A cell has two inputs (nodes 0 and 1: the outputs of the two previous cells) and B blocks; block b
 creates node 2 + b from two earlier nodes, each through one op, summed. The arc is the normal cell,
 then the reduction cell, each B blocks of `index_1 op_1 index_2 op_2` (index: an earlier node of the
-same cell; op: an index into the space's `op_names`). Which nodes a cell outputs is the space's own
-rule (`outputs`).
+same cell; op: an index into the space's `op_names`); a one-cell space's arc is its one cell. Which
+nodes a cell outputs is the space's own rule (`outputs`).
 
 Decisions and the controller's anchors. Indices are `Predecessor` decisions over the cell's nodes:
 the two inputs exist before any decision (`initial_anchors = 2`) and each block's last decision
@@ -24,16 +25,19 @@ from .base import SearchSpace, whole_option
 from .decisions import Choice, Predecessor
 
 CELLS = ("normal", "reduce")
+TITLES = {"normal": "normal cell", "reduce": "reduction cell", "cell": "cell"}
 
 
 class TwoCellSpace(SearchSpace):
-    """A space of (normal, reduction) cells of `blocks` blocks; subclasses name the ops and the output."""
+    """A space of (normal, reduction) cells of `blocks` blocks, or of one cell that serves as both
+    (`cell_kinds = ("cell",)`); subclasses name the ops and the output."""
 
     op_names: ClassVar[tuple[str, ...]]       # what the networks (enas/nn) build for each op token
     op_colors: ClassVar[dict[str, str]]       # the figure's colour of each op
     blocks_option: ClassVar[str]              # the option that counts a cell's blocks
     block_word: ClassVar[str] = "block"       # a block in decision names and drawings
     max_blocks: ClassVar[int] = 32
+    cell_kinds: ClassVar[tuple[str, ...]] = CELLS  # the cells an arc holds, in its order
     initial_anchors = 2  # the two cell inputs
 
     @property
@@ -44,23 +48,30 @@ class TwoCellSpace(SearchSpace):
         n, ops, w = self.blocks, self.op_names, self.block_word
         whole_option(self.name, self.blocks_option, n, 1, self.max_blocks)
         decisions = []
-        for cell in CELLS:
+        for cell in self.cell_kinds:
             for b in range(n):
                 p = f"{cell}.{w}{b}"
                 decisions += [Predecessor(f"{p}.index1", 2 + b), Choice(f"{p}.op1", len(ops), ops),
                               Predecessor(f"{p}.index2", 2 + b), Choice(f"{p}.op2", len(ops), ops, anchor=True)]
-        self.anchor_resets = (4 * n,)  # the reduction cell starts after the normal cell's 4B decisions
+        # the reduction cell (if any) starts after the normal cell's 4B decisions
+        self.anchor_resets = tuple(4 * n * k for k in range(1, len(self.cell_kinds)))
         return decisions
 
     def infer_options(self, num_tokens: int) -> dict:
-        return {self.blocks_option: num_tokens // 8} if num_tokens >= 8 and num_tokens % 8 == 0 else {}
+        per_block = 4 * len(self.cell_kinds)
+        return {self.blocks_option: num_tokens // per_block} \
+            if num_tokens >= per_block and num_tokens % per_block == 0 else {}
 
     # --- reading an architecture ---------------------------------------------------------------
     def cells(self, tokens) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, int, int, int]]]:
-        """(normal, reduce): per block (index_1, op_1, index_2, op_2)."""
+        """(normal, reduce): per block (index_1, op_1, index_2, op_2); a one-cell space's cell is both."""
         tokens, n = list(tokens), self.blocks
-        blocks = [tuple(tokens[4 * k:4 * k + 4]) for k in range(2 * n)]
-        return blocks[:n], blocks[n:]
+        blocks = [tuple(tokens[4 * k:4 * k + 4]) for k in range(len(self.cell_kinds) * n)]
+        return (blocks[:n], blocks[n:]) if len(self.cell_kinds) == 2 else (blocks, blocks)
+
+    def searched_cells(self, tokens) -> list[tuple[str, list[tuple[int, int, int, int]]]]:
+        """(title, blocks) of each cell the arc holds, in its order: what `text` and `figure` show."""
+        return [(TITLES[kind], blocks) for kind, blocks in zip(self.cell_kinds, self.cells(tokens))]
 
     def outputs(self, blocks) -> list[int]:
         """The nodes (0, 1 = inputs, 2 + b = block b) a cell of `blocks` concatenates into its output."""
@@ -75,7 +86,7 @@ class TwoCellSpace(SearchSpace):
         """Per cell, one line per block, `block b = op_1(node) + op_2(node)`, and the concatenated output."""
         lines = [f"{self.name}, {self.blocks} {self.block_word}s per cell: {' '.join(map(str, tokens))}"]
         width = len(self.node_name(1 + self.blocks))
-        for title, blocks in zip(("normal cell", "reduction cell"), self.cells(tokens)):
+        for title, blocks in self.searched_cells(tokens):
             lines.append(f"{title}:")
             for b, (i1, o1, i2, o2) in enumerate(blocks):
                 lines.append(f"  {self.node_name(2 + b):<{width}} = {self.op_names[o1]}({self.node_name(i1)}) + "
@@ -85,19 +96,19 @@ class TwoCellSpace(SearchSpace):
         return "\n".join(lines)
 
     def figure(self, tokens):
-        """The normal cell above the reduction cell, each a DAG left to right: the inputs c_{k-2} and
-        c_{k-1}, every block's two ops feeding its add node (+), and dashed edges from the nodes the
-        cell outputs into the concatenation."""
-        cells = self.cells(tokens)
-        depths = [_block_depths(blocks) for blocks in cells]
+        """The normal cell above the reduction cell (or the one cell), each a DAG left to right: the
+        inputs c_{k-2} and c_{k-1}, every block's two ops feeding its add node (+), and dashed edges
+        from the nodes the cell outputs into the concatenation."""
+        cells = self.searched_cells(tokens)
+        depths = [_block_depths(blocks) for _, blocks in cells]
         cw, rh = 0.95, 0.8  # inches per column (ops and adds alternate) / per block row
         last = max(max(d) for d in depths)
         width = max(0.6 + (2 * last + 1) * cw + 0.9, 9.0)  # at least the legend's width
         rows = max(2, self.blocks)
         panel = rows * rh + 0.45  # a cell's rows plus its title
-        fig, ax = drawing.inch_axes(width, 2 * panel)
-        for c, (title, blocks) in enumerate(zip(("normal cell", "reduction cell"), cells)):
-            top = (2 - c) * panel
+        fig, ax = drawing.inch_axes(width, len(cells) * panel)
+        for c, (title, blocks) in enumerate(cells):
+            top = (len(cells) - c) * panel
             ax.text(0.1, top - 0.15, title, ha="left", va="top", fontsize=10, weight="bold")
             row_y = [top - 0.45 - rh * (r + 0.5) for r in range(rows)]
             self._draw_cell(ax, blocks, depths[c], row_y, cw, 0.6 + (2 * last + 1) * cw)

@@ -10,6 +10,10 @@ A strategy's loop (nas.py) works in batches:
     rewards = pool.train(archs)  # every child of the batch, from scratch; their rewards in order
     pool.end_batch(rewards)      # the next batch, and a checkpoint
 
+A strategy whose children are cells of several sizes (PNAS) gives the pool how to read an arc
+(`parse`), extra fields for each child's record (the batch's `extras`), the words its progress line
+starts with (`describe`) and what makes a child the best (`rank`).
+
 The checkpoint is rewritten after every finished child, so a search killed mid-batch resumes without
 training again the children it already has. A stop (Ctrl-C, SIGTERM) abandons the children still
 training: they are not recorded, and a resumed search trains them again. Each child's archs.jsonl
@@ -56,9 +60,14 @@ class ChildPool:
         self.cfg, self.run_dir, self.space, self.logger, self.progress = cfg, run_dir, space, logger, progress
         self.picked = picked      # how the children were chosen, in words (arch.json's "how")
         self.batch = self.children = 0                # finished batches, and their children
-        self.pending: dict | None = None              # {"archs": [str], "rewards": {index: float}}
+        # {"archs": [str], "rewards": {index: float}, "metrics": {index: float | None}, "extras": [dict]?}
+        self.pending: dict | None = None
         self.best: dict | None = None                 # the archs.jsonl record of the best child so far
         self.finished = False
+        # what a strategy may set: how an arc is read, its progress words, the order of the children
+        self.parse: Callable[[str], Arch] = lambda text: Arch.parse(self.space, text)
+        self.describe: Callable[[], str] = lambda: ""
+        self.rank: Callable[[dict], object] = lambda record: record["reward"]
         # the run under way (`running`): how it saves, where children train, what stops it
         self._save: Callable[[], None] = lambda: None
         self._executor = self._stop = self._bar = self._projection = None
@@ -92,13 +101,20 @@ class ChildPool:
             self.finished = True
             self.logger.flush()
 
-    def draw(self, sample: Callable[[], list[str]]) -> list[str]:
+    def draw(self, sample: Callable[[], list[str] | tuple[list[str], list[dict]]]) -> list[str]:
         """The architectures of this batch: drawn by `sample()` now and saved at once, or, after a
-        resume, the pending ones of the checkpoint."""
+        resume, the pending ones of the checkpoint. `sample` may also give one dict per architecture,
+        fields its children's archs.jsonl records carry."""
         if self.pending is None:
-            self.pending = {"archs": sample(), "rewards": {}}
+            drawn = sample()
+            archs, extras = drawn if isinstance(drawn, tuple) else (drawn, None)
+            self.pending = {"archs": archs, "rewards": {}, "metrics": {}, **({"extras": extras} if extras else {})}
             self._save()
         return self.pending["archs"]
+
+    def metrics(self) -> list[float | None]:
+        """The validation metric of each child of the pending batch, in order (None: it failed)."""
+        return [self.pending["metrics"].get(str(k)) for k in range(len(self.pending["archs"]))]
 
     def train(self, archs: list[str]) -> list[float]:
         """Train every child of the batch not finished yet; their rewards in order. A stop raises
@@ -107,7 +123,7 @@ class ChildPool:
         for k, arch in enumerate(archs):
             if str(k) not in rewards:  # resumed: only the children not finished yet
                 self._executor.submit({"id": k, "attempt": 0, "payload": child_payload(
-                    Arch.parse(self.space, arch), self._child_config(self.children + k))})
+                    self.parse(arch), self._child_config(self.children + k))})
         self._show()
         for outcome in self._executor.results(self._stopping):
             self._record(outcome)  # saves the checkpoint
@@ -138,7 +154,7 @@ class ChildPool:
         """The children of this batch still queued or training, and the best so far."""
         waiting = len(self.pending["archs"]) - len(self.pending["rewards"])
         best = f", best reward {self.best['reward']:.4g}" if self.best else ""
-        self._bar.set_postfix_str(f"{waiting} in flight{best}")
+        self._bar.set_postfix_str(f"{self.describe()}{waiting} in flight{best}")
 
     def _child_config(self, index: int) -> dict:
         """Every child gets the same recipe and its own seed; the shared-weights optimiser settings
@@ -155,13 +171,16 @@ class ChildPool:
         reward = FLOOR_REWARD if error or result is None else nas_reward(result, c=self.reward_c)
         self.pending["rewards"][str(k)] = reward
         metrics = [_not_nan(m) for m in result["metrics"]] if result else []
+        self.pending["metrics"][str(k)] = metrics[-1] if metrics and not error else None
+        extra = self.pending["extras"][k] if "extras" in self.pending else {}
         record = {"step": self.batch, "phase": "child", "child": self.children + k,
-                  "arch": self.pending["archs"][k], "reward": reward, "metric": metrics[-1] if metrics else None,
+                  "arch": self.pending["archs"][k], **extra, "reward": reward,
+                  "metric": metrics[-1] if metrics else None,
                   "metric_name": result["metric"] if result else None,
                   "metrics": metrics, "seconds": outcome.get("seconds"),
                   "attempt": outcome["attempt"], "error": error}
         self.logger.arch(record)  # a kill before the save below leaves a record that resume takes back
-        better = error is None and (self.best is None or reward > self.best["reward"])
+        better = error is None and (self.best is None or self.rank(record) > self.rank(self.best))
         if better:
             self.best = record
         self._save()
@@ -181,7 +200,7 @@ class ChildPool:
 
     def best_json(self) -> dict:
         """arch.json of the best child."""
-        arch = Arch.parse(self.space, self.best["arch"])
+        arch = self.parse(self.best["arch"])
         return arch.to_json(
             task=self.cfg.task, data_dir=absolute_data_dir(self.cfg.data_dir), metric=_not_nan(self.best.get("metric")),
             metric_name=self.best.get("metric_name"), reward=self.best["reward"],
@@ -213,10 +232,11 @@ class ChildPool:
         self.pending, self.best = state["pending"], state["best"]
         if self.pending is not None:
             for arch in self.pending["archs"]:
-                Arch.parse(self.space, arch)
+                self.parse(arch)
             self.pending["rewards"] = {str(k): float(r) for k, r in self.pending["rewards"].items()}
+            self.pending.setdefault("metrics", {})  # a checkpoint written before metrics were kept
         if self.best is not None:
-            Arch.parse(self.space, self.best["arch"])
+            self.parse(self.best["arch"])
 
     def take_back(self, records: list[dict]) -> None:
         """Children of the pending batch whose record a kill kept out of the checkpoint (it came after
@@ -231,7 +251,10 @@ class ChildPool:
             if (record["step"] == self.batch and 0 <= k < len(archs) and str(k) not in rewards
                     and record.get("arch") == archs[k] and type(reward) in (int, float) and math.isfinite(reward)):
                 rewards[str(k)] = float(reward)
-                if record.get("error") is None and (self.best is None or reward > self.best["reward"]):
+                metric = record.get("metric")
+                self.pending["metrics"][str(k)] = float(metric) if type(metric) in (int, float) and \
+                    record.get("error") is None else None
+                if record.get("error") is None and (self.best is None or self.rank(record) > self.rank(self.best)):
                     self.best = record
 
     def recorded(self) -> Callable[[dict], bool]:
@@ -315,9 +338,9 @@ class ChildPoolSearch(Strategy):
         HPARAMS row; EnasError when no child finished (the search has no result)."""
         best = self.pool.best
         if best is not None:
-            arch = Arch.parse(self.space, best["arch"])
-            self.logger.text("derive/arch", cell_text(self.space, arch), self.pool.batch)
-            self.logger.figure("derive/cell", cell_figure(self.space, arch), self.pool.batch)
+            arch = self.pool.parse(best["arch"])
+            self.logger.text("derive/arch", cell_text(arch.space, arch), self.pool.batch)
+            self.logger.figure("derive/cell", cell_figure(arch.space, arch), self.pool.batch)
             self.logger.hparams(run_hparams(self.cfg, "search"), self.hparams(), self.pool.batch)
         self.logger.close()
         self.pool.check_success()
