@@ -102,10 +102,10 @@ class Pnas(ChildPoolSearch):
     def run(self, max_units: int | None = None, deadline: float | None = None) -> bool:
         with self.pool.running(self.save, max_units, deadline, total=self.total_children()) as pool:
             while pool.batch < self.blocks:
-                cells = pool.draw(self.next_level)  # kept in the checkpoint until every cell is trained
-                pool.train(cells)                   # each from scratch, on the executor
-                self.end_level(cells, pool.metrics())
-                pool.end_batch([pool.pending["rewards"][str(k)] for k in range(len(cells))])
+                cells = pool.draw(self.next_level)     # kept in the checkpoint until every cell is trained
+                rewards = pool.train(cells)            # each from scratch, on the executor
+                self.end_level(cells, pool.metrics())  # the surrogate's correlations; the history grows
+                pool.end_batch(rewards)                # the next level, and a checkpoint
         return pool.finished
 
     # --- the levels ----------------------------------------------------------------------------
