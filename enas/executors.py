@@ -35,9 +35,11 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import sys
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
@@ -389,6 +391,89 @@ def _import_ray():
     return ray
 
 
+PROBE_SECONDS = 5  # how long a cluster's address may take to accept a connection
+# Where a cluster's token comes from, as Ray looks for it: the one line that reports a refused token says so.
+TOKEN_PLACES = ("the cluster's token (`ray get-auth-token` on its head prints it) in RAY_AUTH_TOKEN, in the file "
+                "RAY_AUTH_TOKEN_PATH names, or in ~/.ray/auth_token")
+
+
+def check_cluster(address: str) -> None:
+    """ConfigError unless the Ray cluster at `address` answers and lets this process in. Asked before a
+    search writes anything: Ray itself retries a silent address for minutes, printing a warning every few
+    seconds, and meets a token it refuses with a screen of them. "auto" is left to Ray, which finds the
+    cluster of this machine (or says at once that there is none)."""
+    client = address.startswith("ray://")  # Ray Client's server, not the cluster's GCS
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # a form Ray reads its own way
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
+        start = "start its head" + ("" if client else f" with `ray start --head --port {port}`")
+        raise ConfigError(f"no Ray cluster answers at {address} ({why}); {start}, or set ray_address to a "
+                          f"running cluster's HOST:PORT") from None
+    if client:  # ray.init asks the rest
+        return
+    ray = _import_ray()
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # a Ray laid out otherwise: ray.init will tell
+        return
+    try:
+        with _quiet_stderr():
+            _check_token()
+            GcsClient(address=address)  # what `ray health-check` asks: the cluster's id, with this token
+    except Exception as exc:  # noqa: BLE001 (whatever kept this process out becomes the one line)
+        raise _connection_error(ray, address, exc) from None
+
+
+def _check_token() -> None:
+    """AuthenticationError when RAY_AUTH_MODE=token but no token is found: Ray's client aborts the
+    process in that case, where ray.init raises."""
+    try:
+        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+    except ImportError:  # a Ray without token authentication
+        return
+    ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+
+
+def _connection_error(ray, address: str, exc: BaseException) -> ConfigError:
+    """One line for a cluster that kept this process out. Ray's own error chains a traceback of the last
+    attempt inside its message, so a refused token is found by name as well as by type."""
+    refused = getattr(ray.exceptions, "AuthenticationError", ())
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    if any(isinstance(e, refused) or "InvalidAuthToken" in str(e) or "AuthenticationError" in str(e)
+           for e in chain):
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            return ConfigError(f"the Ray cluster at {address} requires token authentication: run with "
+                               f"RAY_AUTH_MODE=token and {TOKEN_PLACES}")
+        return ConfigError(f"the Ray cluster at {address} refused this process's authentication token or "
+                           f"found none (RAY_AUTH_MODE=token): give it {TOKEN_PLACES}")
+    root = chain[-1]
+    lines = str(root).strip().splitlines()
+    why = lines[-1].strip() if "Traceback" in str(root) else _one_line(root)  # the error the traceback ends in
+    return ConfigError(f"cannot connect to the Ray cluster at {address}: {why}")
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Ray's core writes its connection warnings to file descriptor 2 itself, past Python's logging;
+    while connecting they go nowhere, and a failure is reported in one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _ray_run(fn, job: dict, threads: int) -> dict:
     import ray
     return run_job(fn, job, threads, worker=f"{ray.util.get_node_ip_address()}:{os.getpid()}")
@@ -397,9 +482,11 @@ def _ray_run(fn, job: dict, threads: int) -> dict:
 class RayExecutor(Executor):
     """Children as Ray tasks of `num_cpus` / `num_gpus` each; Ray schedules them on whatever the
     instance has. address=None starts a local instance of workers x num_cpus CPUs (or reuses the
-    one already running in this process); "auto" or "ray://host:port" joins a cluster started with
-    `ray start` (`workers` is then ignored: the cluster's resources decide). The package must be
-    installed on every node. Worker output goes to Ray's session logs, not to this terminal."""
+    one already running in this process); "host:port" (the head's GCS), "auto" or "ray://host:port"
+    joins a cluster started with `ray start` (`workers` is then ignored: the cluster's resources
+    decide); a cluster that does not answer or refuses this process's token is a ConfigError of one
+    line. The package must be installed on every node. Worker output goes to Ray's session logs, not
+    to this terminal."""
 
     def __init__(self, fn: Callable | str, workers: int = 1, num_cpus: float = 1, num_gpus: float = 0,
                  address: str | None = None, max_retries: int = 1):
@@ -411,7 +498,12 @@ class RayExecutor(Executor):
             if address is None:  # "local": a new instance even where RAY_ADDRESS names a cluster
                 ray.init(address="local", num_cpus=max(1, math.ceil(workers * num_cpus)), **options)
             else:
-                ray.init(address=address, **options)
+                check_cluster(address)
+                try:
+                    with _quiet_stderr():
+                        ray.init(address=address, **options)
+                except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+                    raise _connection_error(ray, address, exc) from None
             self._started = True
         # Ray's own retries are off: a retried task would not say it was retried, and the attempt
         # count is part of the outcome.
@@ -469,9 +561,9 @@ class RayExecutor(Executor):
 # ----------------------------------------------------------------------------- the one entry point
 
 def check_executor(kind: str = "local", workers: int = 1, num_cpus: float = 1, num_gpus: float = 0,
-                   max_retries: int = 1) -> None:
+                   max_retries: int = 1, address: str | None = None) -> None:
     """ConfigError unless make_executor can start an executor of this kind; starts nothing (a search
-    checks this before its first child)."""
+    checks this before it writes anything). A Ray cluster's address is asked whether it answers."""
     if kind not in KINDS:
         raise ConfigError(f"unknown executor {kind!r}; choose one of {', '.join(KINDS)}")
     if not isinstance(workers, int) or workers < 0:
@@ -481,6 +573,8 @@ def check_executor(kind: str = "local", workers: int = 1, num_cpus: float = 1, n
                           f"max_retries={max_retries!r} (whole, >= 0)")
     if kind == "ray":
         _import_ray()
+        if address is not None:
+            check_cluster(address)
 
 
 def make_executor(kind: str = "local", workers: int = 1, fn: Callable | str | None = None,
@@ -489,7 +583,7 @@ def make_executor(kind: str = "local", workers: int = 1, fn: Callable | str | No
     """Where children train: "local" (workers <= 1: in this process; more: a pool of processes) or
     "ray" (needs `pip install "enas[ray]"`). fn: a module-level callable or "module:function";
     default "enas.child_training:train_child". max_retries: runs after a worker death."""
-    check_executor(kind, workers, num_cpus, num_gpus, max_retries)
+    check_executor(kind, workers, num_cpus, num_gpus, max_retries)  # the cluster is asked when it is joined
     fn = DEFAULT_FN if fn is None else fn
     resolve_fn(fn)  # a typo in the work function is a configuration error, found before any job runs
     if kind == "local" and workers <= 1:

@@ -295,7 +295,8 @@ class ChildPoolSearch(Strategy):
         (a DataError or ConfigError here, rather than one failed child after another)."""
         _check_config(cfg)
         resolve_device(cfg.device)
-        check_executor(cfg.executor, cfg.workers, cfg.cpus_per_child, cfg.gpus_per_child)
+        check_executor(cfg.executor, cfg.workers, cfg.cpus_per_child, cfg.gpus_per_child,
+                       address=cfg.ray_address or None)
         if not (cfg.executor == "ray" and cfg.ray_address):  # a cluster's nodes may hold the data elsewhere
             make_task(cfg, torch.device("cpu"))
 
