@@ -25,11 +25,13 @@ from conftest import CLI_ENV, ROOT, SHARED_DATA
 ray = pytest.importorskip("ray", reason="the optional ray extra is not installed")
 pytestmark = pytest.mark.xdist_group("ray")  # one Ray at a time on this machine (setup.cfg)
 
-# strategy -> (preset, task, data directory, --set values): a tiny search of a few children
+# strategy -> (space, preset, task, data directory, --set values): a tiny search of a few children
 CASES = {
-    "nas": ("tiny", "ptb", SHARED_DATA / "ptb",
+    "nas": ("enas_rnn", "tiny", "ptb", SHARED_DATA / "ptb",
             ["nas.updates=2", "controller.num_aggregate=2", "child_epochs=2", "child_max_steps=3",
              "eval_max_batches=1", "space_options.num_nodes=3"]),
+    "pnas": ("pnas", "tiny", "fashion_mnist", SHARED_DATA / "fashion-mnist",
+             ["pnas.first_level=3", "pnas.beam=2", "child_max_steps=3", "eval_max_batches=1"]),
 }
 RAY_VARIABLES = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 HANG_GUARD = 60  # seconds: the point is an answer within a minute, not a measured time
@@ -128,9 +130,9 @@ def cluster(tmp_path_factory):
 
 
 def _search(strategy: str, run: Path, *more: str) -> list[str]:
-    preset, task, data, values = CASES[strategy]
-    args = ["search", "--strategy", strategy, "--task", task, "--preset", preset, "--data-dir", str(data),
-            "--logdir", str(run), "--device", "cpu"]
+    space, preset, task, data, values = CASES[strategy]
+    args = ["search", "--strategy", strategy, "--space", space, "--task", task, "--preset", preset,
+            "--data-dir", str(data), "--logdir", str(run), "--device", "cpu"]
     return args + [a for v in [*values, *more] for a in ("--set", v)]
 
 

@@ -161,7 +161,8 @@ class ChildPool:
         of the search config are its training recipe."""
         c = self.cfg
         return to_dict(TrainConfig(
-            task=c.task, data_dir=c.data_dir, seed=c.seed * 100_003 + index, device=c.device,
+            # absolute: a Ray worker does not start in this process's directory
+            task=c.task, data_dir=absolute_data_dir(c.data_dir), seed=c.seed * 100_003 + index, device=c.device,
             epochs=c.child_epochs, batch_size=c.batch_size, bptt=c.bptt, eval_batch_size=c.eval_batch_size,
             eval_max_batches=c.eval_max_batches, max_steps=c.child_max_steps, log_every=10**9,
             num_valid=c.num_valid, cutout=c.cutout, aux_weight=c.aux_weight, model=c.model, optim=c.shared))
