@@ -124,6 +124,8 @@ def _search_tiny(task: str) -> SearchPreset:
     cfg.shared = OptimConfig(lr=0.05, schedule="cosine", lr_min=0.0, lr_T0=1, lr_T_mul=1, momentum=0.9,
                              weight_decay=3e-4, grad_clip=5.0)
     cfg.nas_updates, cfg.controller.num_aggregate, cfg.controller.hidden_size, cfg.controller.steps = 2, 4, 32, 3
+    cfg.controller.memory_start_epoch, cfg.controller.memory_per_epoch, cfg.controller.memory_size = 1, 8, 8
+    cfg.controller.memory_replace, cfg.controller.memory_loss_start_epoch, cfg.controller.memory_batch = 2, 2, 4
     cfg.sections = {"pnas": dict(beam=3, first_level=6, ensemble=2, predictor_epochs=5)}
     return cfg
 
