@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import SearchPreset, apply_overrides, to_dict, validate, with_section
-from ..errors import AlreadyFinished, CheckpointError
+from ..errors import AlreadyFinished, CheckpointError, ConfigError
 from ..hparams import closest_preset
-from ..registry import STRATEGIES
+from ..registry import SPACES, STRATEGIES
 from ..restore import reading_checkpoint, restore, run_config
 from ..rundir import read_archs
 from ..runtime import run_header
@@ -172,7 +172,12 @@ def next_train(run: Path, cfg) -> str:
 
 
 def _check_config(cfg) -> None:
+    """A valid config whose strategy can search its space and task (a preset checks the same; a config
+    read back or changed by --set is checked here)."""
     validate(cfg)
+    reason = STRATEGIES.get(cfg.strategy).unfit(SPACES.get(cfg.space), cfg.task)
+    if reason is not None:
+        raise ConfigError(f"{cfg.strategy} cannot search {cfg.space} on {cfg.task}: {reason}")
     check_search_task(cfg)
 
 

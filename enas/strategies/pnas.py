@@ -32,7 +32,6 @@ from scipy import stats
 
 from ..arch import Arch
 from ..config import SearchPreset
-from ..errors import ConfigError
 from ..nn.surrogate import KINDS, Ensemble
 from ..spaces import get_space
 from .base import register
@@ -73,13 +72,6 @@ class Pnas(ChildPoolSearch):
         if not hasattr(space, "expansions"):
             return "PNAS grows cells block by block: it needs the pnas space"
         return None
-
-    @classmethod
-    def check(cls, cfg) -> None:
-        reason = cls.unfit(type(get_space(cfg.space, **cfg.space_options)), cfg.task)
-        if reason:
-            raise ConfigError(f"--strategy pnas: {reason}, not {cfg.space}")
-        super().check(cfg)
 
     @classmethod
     def unbounded(cls, cfg, n: int):
