@@ -121,10 +121,22 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("analyze", help="trained controller vs its initial weights vs uniform on the shared "
                                        "weights; hidden states, embeddings -> RUN/analysis/")
     n.add_argument("run", type=a_run, help="an enas search run directory")
-    n.add_argument("--samples", type=int, default=1000,
-                   help="architectures per group, 1..100000 (default: %(default)s)")
-    n.add_argument("--batches", type=int, default=10,
-                   help="validation batches every architecture is scored on, 1..10000 (default: %(default)s)")
+    n.add_argument("--samples", type=int, default=None,
+                   help="architectures per group, 1..100000 (default: the run's analyze_samples, 1000 in paper)")
+    n.add_argument("--batches", type=int, default=None,
+                   help="validation batches every architecture is scored on, 1..10000 (default: the run's "
+                        "analyze_batches)")
+    n.add_argument("--against", type=a_run, default=None, metavar="OTHER",
+                   help="also score the architectures of OTHER, a run of the same space and task whose controller "
+                        "never learned (or random search with shared weights), on OTHER's own shared weights")
+    n.add_argument("--standalone", type=int, default=None, metavar="K",
+                   help="rank fidelity instead: K architectures spread over the shared-weight scores, each "
+                        "trained from scratch; Kendall tau and Spearman between the two rankings")
+    choice(n, "--preset", presets, "small", "--standalone: the final recipe the K architectures train with")
+    n.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="--standalone: where the K architectures train (default: %(default)s)")
+    n.add_argument("--workers", type=int, default=1, help="--standalone, local executor: worker processes")
+    overrides(n, "--train-set", "train_overrides", kind="train")
     run_options(n)
 
     t = sub.add_parser("train", help="train an architecture from scratch; reports valid and test metric")
@@ -153,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--logdir", required=True)
     overrides(c)
     overrides(c, "--train-set", "train_overrides", kind="train")
+    c.add_argument("--resume", action="store_true",
+                   help="continue the comparison in --logdir, given with the same arguments: finished entrants "
+                        "are kept, a stopped final training continues, a stopped search starts over")
     overwrite(c)
     run_options(c)
 
@@ -298,18 +313,53 @@ def _cmd_derive(a, stop) -> int:
 
 def _cmd_analyze(a, stop) -> int:
     from .analysis import FILES, analyze_search, check_options, check_run, summary_lines
+    from .analysis.against import check_against
     from .strategies import load_search
 
     run = Path(a.run)
     check_options(a.samples, a.batches)  # before the search is loaded
+    if a.standalone is not None:
+        return _rank_fidelity(a, stop, run)
     check_run(run)
     search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
+    other = None
+    if a.against is not None:
+        if not (Path(a.against) / "checkpoints" / "last.pt").exists():
+            raise CheckpointError(f"--against: {a.against} holds no checkpoints/last.pt: run that search first")
+        other = load_search(a.against, [f"device={a.device}"], progress=False)
+        check_against(search, other)  # before anything is printed: a refusal is one line
     _note(_device_line(search.device))
-    result = analyze_search(search, a.samples, a.batches, progress=not a.quiet)
+    result = analyze_search(search, a.samples, a.batches, progress=not a.quiet, other=other)
     if result is None:
         print(f"stopped: nothing written to {run / 'analysis'}; analyze again for the same numbers", file=sys.stderr)
         return stop.exit_status
-    _report(a, summary_lines(result, list(FILES)), result)
+    _report(a, summary_lines(result, list(FILES) + (["against.png"] if other is not None else [])), result)
+    return 0
+
+
+def _rank_fidelity(a, stop, run: Path) -> int:
+    from .analysis.standalone import PICTURE, RESULT, ROWS, check_standalone, rank_fidelity
+    from .strategies import load_search, strategy_of
+
+    if isinstance(a.standalone, bool) or a.standalone < 1:
+        raise ConfigError(f"--standalone must be a whole number >= 1, got {a.standalone}")
+    check_standalone(strategy_of(run, "analyze"), run)
+    if not (run / "checkpoints" / "last.pt").exists():
+        raise CheckpointError(f"{run} holds no checkpoints/last.pt to analyse: run the search (or resume it) first")
+    search = load_search(run, [f"device={a.device}"], progress=not a.quiet)
+    _note(_device_line(search.device))
+    result = rank_fidelity(search, a.standalone, a.preset, a.samples, a.batches, a.executor, a.workers,
+                           a.train_overrides, progress=not a.quiet)
+    if result is None:
+        print(f"stopped: every architecture trained so far is in {run / ROWS}; analyze again to train the rest",
+              file=sys.stderr)
+        return stop.exit_status
+    tau, rho = (("n/a" if v is None else f"{v:+.3f}") for v in (result["kendall"], result["spearman"]))
+    _report(a, [f"rank fidelity of {result['trained']} architectures ({result['failed']} failed), "
+                f"{result['metric']} on the shared weights vs trained from scratch ({a.preset} recipe):",
+                f"  Kendall tau {tau}, Spearman {rho}",
+                f"  written to {run}: {RESULT}, {PICTURE}, {ROWS}",
+                f"  next: tensorboard --logdir {run}"], result)
     return 0
 
 
@@ -369,13 +419,15 @@ def _cmd_compare(a, stop) -> int:
         raise ConfigError("--strategies names no strategy; give a comma-separated list such as enas,random")
     device = [f"device={a.device}"]
     _note(_device_line(resolve_device(a.device)))
-    _new_run(Path(a.logdir), a.overwrite, names=(*RUN_FILES, *list_strategies()), resumable=False,
-             check=lambda: entrant_configs(a.space, a.task, a.data_dir, a.preset, device + a.overrides, a.strategies))
+    if not a.resume:
+        _new_run(Path(a.logdir), a.overwrite, names=(*RUN_FILES, *list_strategies()),
+                 check=lambda: entrant_configs(a.space, a.task, a.data_dir, a.preset, device + a.overrides,
+                                               a.strategies))
     compared = compare(a.space, a.task, a.data_dir, a.budget, a.seeds, a.logdir, a.preset, device + a.overrides,
-                       device + a.train_overrides, progress=not a.quiet, strategies=a.strategies)
+                       device + a.train_overrides, progress=not a.quiet, strategies=a.strategies, resume=a.resume)
     if compared is None:
-        print(f"stopped: the comparison in {a.logdir} is unfinished and does not resume; run it again with "
-              f"--overwrite", file=sys.stderr)
+        print(f"stopped: the comparison in {a.logdir} is unfinished; continue it with the same arguments and "
+              f"--resume", file=sys.stderr)
         return stop.exit_status
     table, rows = compared
     _report(a, [table.rstrip(), "",
@@ -408,8 +460,7 @@ def _cmd_spaces(a) -> int:
     return 0
 
 
-def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, resumable: bool = True,
-             check=lambda: None) -> None:
+def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, check=lambda: None) -> None:
     """A new run starts in a directory that holds none; with --overwrite the old run's files go first,
     once `check()` (what else the command verifies before it writes) has passed."""
     from .rundir import RUN_FILES, remove, run_files
@@ -419,9 +470,8 @@ def _new_run(run: Path, overwrite: bool, names: tuple[str, ...] | None = None, r
         return
     found = run_files(run, names or RUN_FILES)
     if found and not overwrite:
-        advice = "continue it with --resume, start it over" if resumable else "replace it"
-        raise CheckpointError(f"{run} already holds a run ({', '.join(p.name for p in found)}); {advice} with "
-                              f"--overwrite or choose another --logdir")
+        raise CheckpointError(f"{run} already holds a run ({', '.join(p.name for p in found)}); continue it "
+                              f"with --resume, start it over with --overwrite or choose another --logdir")
     check()
     remove(found)
 
@@ -445,7 +495,9 @@ def _holding(a):
     run, resume = Path(name), getattr(a, "resume", False)
     if resume and a.overwrite:
         raise ConfigError("--resume continues the run in --logdir and --overwrite replaces it: give one of them")
-    if resume and not (run / "checkpoints" / "last.pt").exists():
+    if resume and a.command == "compare":
+        pass  # compare checks its own: ROOT/config.json with the same arguments (enas/compare.py)
+    elif resume and not (run / "checkpoints" / "last.pt").exists():
         raise CheckpointError(f"nothing to resume in {run}: it holds no checkpoints/last.pt"
                               + ("; start the run over with --overwrite" if run_files(run) else ""))
     if a.command == "derive" and not run_files(run):

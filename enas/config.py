@@ -127,6 +127,10 @@ class SearchConfig:
     eval_max_batches: int = 0     # epoch-end validation on this many batches (0 = the whole split)
     shared_steps: int = 0         # shared-weight steps per epoch; 0 = one pass over the training data
     derive_samples: int = 100
+    # `enas analyze`: architectures per group (the 1,000 of the blog study "Understanding Neural
+    # Architecture Search", 2019) and the validation batches each is scored on
+    analyze_samples: int = 1000
+    analyze_batches: int = 10
     log_every: int = 50
     num_valid: int = 5000         # images: training images held out for rewards (official: 5000)
     cutout: int = 0               # images: cutout square side (0 = off)
@@ -154,7 +158,8 @@ class SearchConfig:
     shared: OptimConfig = field(default_factory=OptimConfig)
 
     ranges: ClassVar[dict] = {"epochs": ">= 1", "batch_size": ">= 1", "bptt": ">= 1", "eval_batch_size": ">= 1",
-                              "log_every": ">= 1", "derive_samples": ">= 1", "child_epochs": ">= 1",
+                              "log_every": ">= 1", "derive_samples": ">= 1", "analyze_samples": ">= 1",
+                              "analyze_batches": ">= 1", "child_epochs": ">= 1",
                               "cpus_per_child": "> 0"}
     choices: ClassVar[dict] = {"executor": ("local", "ray")}
     # what the saved state of a run is made of: a resumed run keeps these (enas/restore.py)

@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import enas
-from enas.analysis import FILES, analyze, check_run, initial_controller, rankdata, spearman, superiority
+from enas.analysis import FILES, analyze, check_run, initial_controller, kendall, mean_interval, spearman, superiority
 from enas.analysis.embeddings import dissimilarities, spread
 from enas.cli import main
 from enas.config import apply_overrides
@@ -83,9 +83,14 @@ def test_the_analysis_holds_three_groups_of_n_with_consistent_statistics(run, an
 def test_scores_are_the_tasks_metric_on_the_shared_weights_and_deterministic(run, analysed):
     result, scores = analysed
     search = load_search(run, progress=False)
+    task, supernet = search.engine.task, search.engine.supernet
     arch = enas.Arch.parse(search.space, scores["uniform"][3]["arch"])
-    expected = search.engine.task.evaluate(search.engine.supernet, torch.tensor(arch.tokens), "valid", 2)
-    assert math.isclose(scores["uniform"][3]["metric"], expected, rel_tol=1e-6)
+    # scored in chunks of architectures at once; alone, batch by batch, it is the same perplexity
+    batches = task.reward_batches(2)
+    tokens = [b[1].numel() for b in batches]
+    logs = [math.log(task.score(supernet, torch.tensor(arch.tokens), b).item()) for b in batches]
+    expected = math.exp(sum(lg * n for lg, n in zip(logs, tokens)) / sum(tokens))
+    assert len(batches) == 2 and math.isclose(scores["uniform"][3]["metric"], expected, rel_tol=1e-5)
     again = analyze(run, samples=N, batches=2, progress=False)  # the same seed: the same numbers
     assert again == result and json.loads((run / "analysis" / "scores.json").read_text()) == scores
 
@@ -137,13 +142,26 @@ def test_hidden_states_equal_the_states_sample_drew_from(monkeypatch):
 
 
 def test_rank_statistics_against_hand_computed_cases():
-    assert rankdata([10, 20, 20, 30]).tolist() == [1, 2.5, 2.5, 4]
     assert math.isclose(spearman([1, 2, 3, 4], [1, 3, 2, 4]), 1 - 6 * 2 / (4 * (16 - 1)))  # no ties: 0.8
     # ties: ranks of y are 1, 2, 3.5, 5, 3.5; Pearson of the ranks = 8 / sqrt(10 * 9.5)
     assert math.isclose(spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]), 8 / math.sqrt(95))
     assert math.isclose(spearman([1, 2, 3], [3, 2, 1]), -1)
     assert math.isnan(spearman([1, 2, 3], [4, 4, 4]))
     assert superiority([3, 4], [1, 2]) == 1 and superiority([1, 2], [1, 2]) == 0.5 and superiority([1], [1, 2]) == 0.25
+    # Kendall: of the 6 pairs of (1,2,3,4) vs (1,3,2,4) one is discordant: (5 - 1) / 6
+    assert math.isclose(kendall([1, 2, 3, 4], [1, 3, 2, 4]), 4 / 6)
+    assert math.isclose(kendall([1, 2, 3], [3, 2, 1]), -1) and math.isnan(kendall([1, 2], [5, 5]))
+    # tau-b with a tie in y: 4 concordant, 1 discordant, 1 of the 6 pairs tied in y: (4 - 1) / sqrt(6 * 5)
+    assert math.isclose(kendall([1, 2, 3, 4], [1, 3, 2, 3]), 3 / math.sqrt(30))
+
+
+def test_mean_interval_is_students_t():
+    # 1..5: mean 3, sd sqrt(2.5), t(0.975, 4) = 2.7764451 (tables): half-width 2.7764451 * sqrt(2.5 / 5)
+    ci = mean_interval([1, 2, 3, 4, 5])
+    half = 2.7764451052 * math.sqrt(0.5)
+    assert ci["mean"] == 3 and ci["n"] == 5
+    assert math.isclose(ci["low"], 3 - half, rel_tol=1e-9) and math.isclose(ci["high"], 3 + half, rel_tol=1e-9)
+    assert mean_interval([0.7])["low"] is None
 
 
 def test_dissimilarities_and_spread_by_hand():
@@ -217,3 +235,46 @@ def test_command_errors_are_one_line_and_exit_2(run, tmp_path, capsys, case, arg
         assert sorted(p.name for p in target.iterdir() if p.name != ".lock") == before, "nothing written"
         with pytest.raises(CheckpointError):
             check_run(target)
+
+
+def _other(ptb_dir, tmp_path, name: str, strategy: str = "enas", *overrides: str):
+    """A tiny PTB run like `run`'s whose controller never learned (or has none)."""
+    cfg = preset("search", "ptb", "tiny", strategy=strategy)
+    cfg.data_dir = str(ptb_dir)
+    cfg = apply_overrides(cfg, ["shared_steps=6", "eval_max_batches=2", "log_every=2",
+                                *(["controller.steps=0"] if strategy == "enas" else []), *overrides])
+    assert start_search(cfg, tmp_path / name, progress=False).run() is True
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("strategy,kind", [("enas", "a controller that never learned"),
+                                           ("random", "uniform draws (no controller)")])
+def test_against_scores_each_run_on_its_own_shared_weights(run, ptb_dir, tmp_path, capsys, strategy, kind):
+    other = _other(ptb_dir, tmp_path, "other", strategy)
+    assert main(["analyze", str(run), "--against", str(other), "--samples", "6", "--batches", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"against {other}, each on its own shared weights" in out and "against.png" in out
+    result = json.loads((run / "analysis" / "analysis.json").read_text())
+    a = result["against"]
+    assert a["run"] == str(other) and a["architectures_from"] == kind and a["group"]["n"] == 6
+    assert 0 <= a["comparison"]["win_rate"] <= 1
+    # the other run's architectures, scored on the other run's weights: its own scores, not this run's
+    search = load_search(other, progress=False)
+    from enas.analysis.against import draw_other
+    from enas.analysis.groups import score
+    tokens = draw_other(search, 6, result["seed"])
+    mine = score(search, {"g": tokens}, 1, progress=False)["g"]
+    assert a["group"]["metric"]["mean"] == pytest.approx(float(np.mean(mine)), rel=1e-6)
+    report = (run / "analysis" / "report.md").read_text()
+    assert "## Against a search whose controller never learned" in report and "Within this run:" in report
+    assert (run / "analysis" / "against.png").stat().st_size > 0
+
+
+def test_against_refuses_a_run_that_cannot_be_compared(run, ptb_dir, tmp_path, capsys):
+    learned = run  # its controller was trained
+    nodes = _other(ptb_dir, tmp_path, "nodes", "enas", "space_options.num_nodes=3")
+    for other, words in ((learned, "learned"), (nodes, "searched space options")):
+        assert main(["analyze", str(run), "--against", str(other), "--samples", "4", "--batches", "1",
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --against: ") and "\n" not in err and words in err, err

@@ -84,6 +84,7 @@ def test_controller_analysis(cwd, ptb_dir, tmp_path, monkeypatch):
     analyze(run, samples=12, batches=1, progress=False)
     outputs, text = execute("controller_analysis.ipynb", run, cwd, tmp_path, monkeypatch)
     assert "12 architectures per group, valid ppl over 1 validation batches" in text
+    assert "no --against run in this analysis" in text
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "| trained controller |" in markdown and "| tokens that differ (Hamming) |" in markdown
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4, "three figures and the reward curves"

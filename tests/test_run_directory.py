@@ -159,19 +159,34 @@ def test_train_stops_saves_and_resumes(ptb_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["steps"] == 120
 
 
-def test_compare_stops_after_saving_and_asks_for_overwrite(ptb_dir, tmp_path, capsys):
+def test_compare_stops_after_saving_and_resumes(ptb_dir, tmp_path, capsys):
     root = tmp_path / "cmp"
-    args = ["compare", "--data-dir", str(ptb_dir), "--budget", "60", "--seeds", "1", "--logdir", str(root),
-            "--quiet", "--set", "space_options.num_nodes=3", "--set", "eval_max_batches=1"]
+    args = ["compare", "--data-dir", str(ptb_dir), "--budget", "6", "--seeds", "2", "--logdir", str(root),
+            "--quiet", "--strategies", "random,enas", "--set", "space_options.num_nodes=3",
+            "--set", "eval_max_batches=1", "--set", "derive_samples=2", "--train-set", "max_steps=40",
+            "--train-set", "epochs=2", "--train-set", "eval_max_batches=1", "--train-set", "log_every=1"]
     proc = start_cli(*args)
-    search = root / "enas" / "seed0" / "search"
-    wait_until(proc, lambda: (search / "config.json").exists())
+    final = root / "random" / "seed1" / "final"
+    wait_until(proc, lambda: list(final.glob("events.out.tfevents.*")))  # seed 0 done, seed 1 training
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
-    assert "--overwrite" in err.splitlines()[-1]
-    assert (search / "checkpoints" / "last.pt").exists() and not (root / "comparison.md").exists()
-    assert main(args) == 2 and "(enas); replace it with --overwrite" in capsys.readouterr().err
+    assert "--resume" in err.splitlines()[-1]
+    assert (root / "random" / "seed0" / "entrant.json").exists() and not (root / "comparison.md").exists()
+    done = (root / "random" / "seed0" / "entrant.json").read_text()
+    assert main(args) == 2 and "continue it with --resume" in capsys.readouterr().err
+    assert main([*args, "--resume", "--budget", "7"]) == 2
+    assert capsys.readouterr().err.strip().endswith("ran with budget 6.0, not 7.0; resume it with the same arguments")
+
+    assert main([*args, "--resume"]) == 0
+    assert (root / "random" / "seed0" / "entrant.json").read_text() == done, "a finished entrant is not run again"
+    results = json.loads((final / "results.json").read_text())
+    assert results["steps"] == 80, "the stopped final training continued to its end"
+    rows = json.loads((root / "comparison.json").read_text())
+    shared = "random (shared weights)"
+    assert [(r["strategy"], r["seed"]) for r in rows] == [(shared, 0), (shared, 1), ("enas", 0), ("enas", 1)]
+    table = (root / "comparison.md").read_text()
+    assert "| random (shared weights) - enas |" in table and "[" in table
 
 
 @pytest.fixture
@@ -218,7 +233,7 @@ def test_a_new_run_refuses_a_directory_holding_one_unless_overwrite(ptb_dir, tmp
     assert main([*args, "--resume", "--overwrite"]) == 2
     assert main(["train", "--arch", "enas_ptb", "--logdir", str(run), "--preset", "tiny"]) == 2
     assert main(["compare", "--budget", "1", "--logdir", str(run)]) == 2
-    assert "replace it with --overwrite" in capsys.readouterr().err
+    assert "start it over with --overwrite" in capsys.readouterr().err
     assert (run / "archs.jsonl").read_text() == '{"step": 9, "arch": "old"}\n'
 
     assert main([*args, "--overwrite"]) == 0

@@ -24,25 +24,28 @@ import torch
 from ..checkpoint import atomic_write
 from ..errors import CheckpointError, ConfigError
 from . import figures
+from .against import against, check_against
 from .embeddings import dissimilarities, embedding_correlations, spread, step_spread
 from .groups import GROUPS, compare, draw, initial_controller, rewards, score, summarise
 from .report import markdown, summary_lines
-from .stats import rankdata, spearman, superiority
+from .stats import kendall, mean_interval, spearman, superiority
 
-DEFAULT_SAMPLES = 1000
-DEFAULT_BATCHES = 10  # validation batches every architecture is scored on
 MAX_BATCHES = 10_000
 HIDDEN_ARCHS = 100    # sampled architectures whose hidden states are drawn
 EMBED_ARCHS = 200     # uniform architectures whose embeddings are compared (all pairs)
 FILES = ("analysis.json", "scores.json", "report.md", "rewards.png", "hidden_states.png", "embeddings.png")
+# and against.png, with --against
 
 
-def check_options(samples: int, batches: int) -> None:
+def check_options(samples: int | None, batches: int | None) -> None:
     """ConfigError unless samples (architectures per group, the bound `enas derive` has) and batches are
-    in range."""
+    in range; None is the run's own value (analyze_samples, analyze_batches)."""
     from ..strategies.derive import check_samples
 
-    check_samples(samples)
+    if samples is not None:
+        check_samples(samples)
+    if batches is None:
+        return
     if isinstance(batches, bool) or not isinstance(batches, int) or not 1 <= batches <= MAX_BATCHES:
         raise ConfigError(f"--batches must be a whole number in 1..{MAX_BATCHES:,}, got {batches!r}")
 
@@ -73,29 +76,41 @@ def check_run(run_dir) -> None:
         raise CheckpointError(f"{run} holds no checkpoints/last.pt to analyse: run the search (or resume it) first")
 
 
-def analyze(run_dir, samples: int = DEFAULT_SAMPLES, batches: int = DEFAULT_BATCHES, overrides=(),
-            progress: bool = True) -> dict | None:
+def analyze(run_dir, samples: int | None = None, batches: int | None = None, overrides=(),
+            progress: bool = True, against_run=None) -> dict | None:
     """Analyse the enas run in run_dir (config `overrides` on top, e.g. the device); the analysis.json
-    dict, or None when stopped."""
+    dict, or None when stopped. samples, batches: None takes the run's analyze_samples, analyze_batches;
+    against_run: a run whose controller never learned, each run scored on its own shared weights
+    (against.py)."""
     from ..strategies import load_search
 
     check_options(samples, batches)
     check_run(run_dir)
-    return analyze_search(load_search(run_dir, list(overrides), progress=progress), samples, batches, progress)
+    search = load_search(run_dir, list(overrides), progress=progress)
+    other = None if against_run is None else load_search(against_run, list(overrides), progress=progress)
+    return analyze_search(search, samples, batches, progress, other)
 
 
-def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAULT_BATCHES,
-                   progress: bool = True) -> dict | None:
-    """`analyze` on a search already loaded (`enas.strategies.load_search`)."""
+def analyze_search(search, samples: int | None = None, batches: int | None = None,
+                   progress: bool = True, other=None) -> dict | None:
+    """`analyze` on a search already loaded (`enas.strategies.load_search`); `other`: a loaded run to
+    compare with, each on its own shared weights (against.py)."""
+    cfg, e, controller = search.cfg, search.engine, search.policy.controller
+    samples = cfg.analyze_samples if samples is None else samples
+    batches = cfg.analyze_batches if batches is None else batches
     check_options(samples, batches)
     check_strategy(type(search), search.run_dir)
-    cfg, e, controller = search.cfg, search.engine, search.policy.controller
+    if other is not None:
+        check_against(search, other)
     untrained = initial_controller(search)
     tokens = draw(search, untrained, samples, cfg.seed)            # group -> [N, L]
     metric = score(search, tokens, batches, progress)              # group -> [N]
     if metric is None:
         return None
     reward = {g: rewards(search, metric[g]) for g in GROUPS}
+    versus = None if other is None else against(search, other, reward["trained"], samples, batches, progress)
+    if other is not None and versus is None:
+        return None
 
     with torch.no_grad():
         sampled = tokens["trained"][:HIDDEN_ARCHS]
@@ -122,6 +137,8 @@ def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAUL
         "embeddings": {"architectures": uniform.shape[0], "pairs": len(dissimilar["tokens"]), "group": "uniform",
                        "distance": "euclidean", "spearman": rho},
     }
+    if versus is not None:
+        result["against"] = {k: v for k, v in versus.items() if k != "reward"}
     result = _strict(result)
     pictures = {
         "rewards": figures.reward_histograms(metric, reward, m, batches),
@@ -129,6 +146,9 @@ def analyze_search(search, samples: int = DEFAULT_SAMPLES, batches: int = DEFAUL
         "embeddings": figures.embedding_distances({k: torch.pdist(e.double()).cpu() for k, e in embeddings.items()},
                                                   dissimilar["tokens"], rho["tokens"]),
     }
+    if versus is not None:
+        pictures["against"] = figures.against_histogram(reward["trained"], versus["reward"], versus["run"],
+                                                        versus["architectures_from"])
     _write(search, result, tokens, metric, reward, pictures)
     return result
 
@@ -151,6 +171,8 @@ def _write(search, result: dict, tokens, metric, reward, pictures: dict) -> None
         log.scalars({f"analysis/{g}/reward_mean": _nan(s["reward"]["mean"]),
                      f"analysis/{g}/{m}_median": _nan(s["metric"]["quantiles"]["50"]),
                      f"analysis/{g}/distinct": s["distinct"]}, step)
+    if "against" in result:
+        log.scalar("analysis/trained_vs_other_run/win_rate", result["against"]["comparison"]["win_rate"], step)
     log.scalars({"analysis/trained_vs_uniform/win_rate": result["comparison"]["trained_vs_uniform"]["win_rate"],
                  **{f"analysis/hidden_spread/{k}": _nan(v) for k, v in result["hidden_states"]["spread"].items()},
                  **{f"analysis/embedding_spearman/{key}/{k}": _nan(v)
@@ -177,4 +199,4 @@ def _nan(value) -> float:
 
 
 __all__ = ["analyze", "analyze_search", "check_options", "check_run", "check_strategy", "summary_lines", "markdown",
-           "rankdata", "spearman", "superiority", "initial_controller", "DEFAULT_SAMPLES", "DEFAULT_BATCHES", "FILES"]
+           "kendall", "mean_interval", "spearman", "superiority", "initial_controller", "FILES"]

@@ -40,28 +40,26 @@ def hidden_state_heatmap(states: torch.Tensor, tokens: torch.Tensor, step_names:
                          spreads: dict[str, list[float]]):
     """Top: the trained controller's hidden states [n, S, H] of n sampled architectures, one row each
     (sorted by arc string, so equal and similar architectures sit together), columns the S decision steps
-    times the H units, step by step (black lines between steps). Colour = the unit's value minus its
-    mean over the n architectures: what every architecture shares is white, so what is left is how the
-    rows differ. Bottom: per step, how much the rows differ (mean pairwise distance over mean norm),
-    for the trained and the untrained controller."""
+    times the H units, step by step (black lines between steps). Colour = the unit's raw value on one
+    fixed scale, [-1, 1] (an LSTM's output o * tanh(c) lies there), so rows that are the same look the
+    same: the blog study's figure (a), where a controller that ignores what it sampled draws identical
+    rows. Bottom: per step, how much the rows differ (mean pairwise distance over mean norm), for the
+    trained and the untrained controller."""
     from matplotlib.figure import Figure
 
     n, S, H = states.shape
     order = sorted(range(n), key=lambda r: tokens[r].tolist())
-    image = states[order].reshape(n, S * H).double()
-    image = (image - image.mean(0)).cpu().numpy()
-    limit = float(np.percentile(np.abs(image), 99)) or 1.0
+    image = states[order].reshape(n, S * H).double().cpu().numpy()
     fig = Figure(figsize=(12, 7))
     top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1.3]})
-    shown = top.imshow(image, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    shown = top.imshow(image, aspect="auto", cmap="RdBu_r", vmin=-1.0, vmax=1.0, interpolation="nearest")
     for j in range(1, S):
         top.axvline(j * H - 0.5, color="black", lw=0.5)
     every = max(1, S // 24)
     ticks = list(range(0, S, every))
     top.set_xticks([j * H + H / 2 for j in ticks], [step_names[j] for j in ticks], rotation=60, fontsize=7)
     top.set_ylabel(f"{n} sampled architectures")
-    top.set_title(f"Trained controller's hidden state at each decision step ({H} units per step), "
-                  f"minus its mean over the architectures")
+    top.set_title(f"Trained controller's hidden state at each decision step ({H} units per step)")
     fig.colorbar(shown, ax=top, fraction=0.02, pad=0.01)
     for name, values in spreads.items():
         bottom.plot(range(S), values, marker=".", color=COLORS[name], label=f"{name} controller")
@@ -91,5 +89,45 @@ def embedding_distances(distance: dict[str, torch.Tensor], tokens_apart: torch.T
     ax.set_ylabel("embedding distance")
     ax.set_title("Controller embeddings of uniform architectures")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def rank_fidelity_scatter(shared: list[float], alone: list[float], metric_name: str, tau: float | None,
+                          rho: float | None, preset_name: str):
+    """Each architecture's metric on the shared weights (x) against its metric trained from scratch (y),
+    with Kendall's tau and Spearman's rho in the title: points on a rising (or, for perplexity, also
+    rising) line mean the shared weights rank as training from scratch does."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    ax.scatter(shared, alone, s=22, color=COLORS["uniform"], edgecolor="black", lw=0.5)
+    ax.set_xlabel(f"{metric_name} on the shared weights")
+    ax.set_ylabel(f"{metric_name} trained from scratch ({preset_name} recipe)")
+    words = ", ".join(f"{name} {value:+.3f}" for name, value in (("Kendall tau", tau), ("Spearman", rho))
+                      if value is not None)
+    ax.set_title(f"Rank fidelity of {len(shared)} architectures" + (f"\n{words}" if words else ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def against_histogram(trained: list[float], other: list[float], other_run: str, other_kind: str):
+    """The rewards of this run's trained controller on its own shared weights and of the other run's
+    architectures (`other_kind`) on the other run's shared weights, on common bins."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
+    a, b = np.asarray(trained, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    bins = np.histogram_bin_edges(np.concatenate([a, b]), bins=40)
+    for values, color, label in ((a, COLORS["trained"], "trained controller, its run's shared weights"),
+                                 (b, COLORS["untrained"], f"{other_kind}, {other_run}'s shared weights")):
+        ax.hist(values, bins=bins, histtype="stepfilled", alpha=0.25, color=color)
+        ax.hist(values, bins=bins, histtype="step", lw=1.5, color=color, label=f"{label} (mean {values.mean():.4g})")
+    ax.set_xlabel("reward")
+    ax.set_ylabel("architectures")
+    ax.set_title("Each search's architectures on the weights trained under its own controller", fontsize=10)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

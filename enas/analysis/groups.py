@@ -3,9 +3,11 @@ what the same controller sampled at its initial weights, and uniformly random on
 
 Sciuto et al. 2019 ("Evaluating the search phase of neural architecture search") and the blog study
 "Understanding Neural Architecture Search" (2019) both ask whether ENAS's controller learns more than
-random sampling on the same shared weights gives. Here every architecture is scored with
-`task.evaluate` on the first `batches` validation batches, the same batches for all, so the three
-reward distributions differ only by where the architectures come from.
+random sampling on the same shared weights gives. Here every architecture is scored as the search
+scores its rewards (`task.score_many`: a batch of architectures in one forward where the supernet
+allows it, each validation batch from a zero state) over the first `batches` validation batches, the
+same batches for all, so the three reward distributions differ only by where the architectures come
+from.
 """
 from __future__ import annotations
 
@@ -57,17 +59,22 @@ def draw(search, untrained, n: int, seed: int) -> dict[str, torch.Tensor]:
 def score(search, groups: dict[str, torch.Tensor], batches: int, progress: bool = True) -> dict[str, list] | None:
     """The task's metric of every architecture on the shared weights, per group a list [n] in row order;
     None when stopped (Ctrl-C, SIGTERM). Each distinct architecture is evaluated once (eval mode, so the
-    same architecture always gets the same number)."""
-    metric: dict[tuple, float | None] = {tuple(row): None for t in groups.values() for row in t.tolist()}
-    with stop_on_interrupt() as stop, tqdm(total=len(metric), desc="scoring", unit=" arch", dynamic_ncols=True,
+    same architecture always gets the same number), SCORE_CHUNK of them per forward."""
+    from ..strategies.derive import SCORE_CHUNK
+
+    e = search.engine
+    distinct = list(dict.fromkeys(tuple(row) for t in groups.values() for row in t.tolist()))
+    data = e.task.reward_batches(batches)
+    metric: dict[tuple, float] = {}
+    with stop_on_interrupt() as stop, tqdm(total=len(distinct), desc="scoring", unit=" arch", dynamic_ncols=True,
                                            disable=not progress) as bar:
-        for key in metric:
+        for i in range(0, len(distinct), SCORE_CHUNK):
             if stop:
                 return None
-            e = search.engine
-            arch = torch.tensor(key, dtype=torch.long, device=e.device)
-            metric[key] = e.task.evaluate(e.supernet, arch, "valid", batches)
-            bar.update()
+            chunk = distinct[i:i + SCORE_CHUNK]
+            tokens = torch.tensor(chunk, dtype=torch.long, device=e.device)              # [<= SCORE_CHUNK, L]
+            metric.update(zip(chunk, e.task.score_over(e.supernet, tokens, data).tolist()))
+            bar.update(len(chunk))
     return {g: [metric[tuple(row)] for row in t.tolist()] for g, t in groups.items()}
 
 

@@ -29,10 +29,21 @@ def markdown(a: dict) -> str:
         lines.append(f"| {LABELS[g]} | {_num(s['reward']['mean'])} | {fm(s['metric']['mean'])} | "
                      + " | ".join(fm(s["metric"]["quantiles"][str(q)]) for q in QUANTILES)
                      + f" | {s['distinct']} | {s['diverged']} |")
+    lines += ["", "Within this run: did the controller learn which architectures these shared weights favour? "
+                  "(Every group is scored on the weights the trained controller shaped.)"]
     for other in ("uniform", "untrained"):
         c = a["comparison"][f"trained_vs_{other}"]
         lines += ["", f"Trained controller against {LABELS[other]}: mean reward {c['reward_difference']:+.4g}; "
                       f"the trained one earns more in {c['win_rate']:.1%} of pairs (ties count half)."]
+    if "against" in a:
+        o = a["against"]
+        c, s = o["comparison"], o["group"]
+        lines += ["", "## Against a search whose controller never learned", "",
+                  f"Does a search with a learning controller end better than one without? Each run's "
+                  f"architectures on the shared weights trained under its own controller: {a['run']} (trained "
+                  f"controller) against {o['run']} ({o['strategy']}, {o['architectures_from']}), mean reward "
+                  f"{_num(s['reward']['mean'])}, median {m} {fm(s['metric']['quantiles']['50'])}. Mean reward "
+                  f"{c['reward_difference']:+.4g}; the trained one earns more in {c['win_rate']:.1%} of pairs."]
     lines += ["", "## Hidden states", "",
               f"Top LSTM state at each of {h['steps']} decision steps ({h['hidden_size']} units) for "
               f"{h['architectures']} sampled architectures. Spread (mean pairwise distance of the flattened "
@@ -60,6 +71,10 @@ def summary_lines(a: dict, files: list[str]) -> list[str]:
     c = a["comparison"]["trained_vs_uniform"]
     lines.append(f"  trained against uniform: reward {c['reward_difference']:+.4g}, "
                  f"wins {c['win_rate']:.1%} of pairs")
+    if "against" in a:
+        c = a["against"]["comparison"]
+        lines.append(f"  against {a['against']['run']}, each on its own shared weights: reward "
+                     f"{c['reward_difference']:+.4g}, wins {c['win_rate']:.1%} of pairs")
     h, rho = a["hidden_states"]["spread"], a["embeddings"]["spearman"]["tokens"]
     lines.append(f"  hidden-state spread: trained {_num(h['trained'], '.3f')}, "
                  f"untrained {_num(h['untrained'], '.3f')}; "

@@ -1,48 +1,62 @@
-"""Small statistics on plain arrays: ranks, Spearman's rho, the probability of superiority, summaries.
-
-Written with numpy so that the analysis needs no scipy (not a dependency of the project).
+"""Small statistics on plain arrays: rank correlations, the probability of superiority, confidence
+intervals, summaries. The rank statistics are scipy's (`scipy.stats`), so every figure the analysis
+reports is the one a reader recomputes with the same library.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy import stats
 
 QUANTILES = (5, 25, 50, 75, 95)
 
 
-def rankdata(x) -> np.ndarray:
-    """Ranks 1..n of the values of x [n], ties sharing the mean of their ranks (scipy's "average")."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    first = np.r_[True, xs[1:] != xs[:-1]]           # where a run of equal values starts, [n]
-    starts = np.flatnonzero(first)
-    ends = np.r_[starts[1:], x.size]                  # one past each run's end
-    mean_rank = (starts + ends + 1) / 2.0             # mean of the 1-based ranks starts+1 .. ends
-    ranks = np.empty(x.size)
-    ranks[order] = mean_rank[np.cumsum(first) - 1]
-    return ranks
-
-
 def spearman(x, y) -> float:
-    """Spearman's rank correlation of paired samples x, y [n]: Pearson's r of their average ranks.
-    NaN when either side is constant (no ranking to correlate)."""
-    rx, ry = rankdata(x), rankdata(y)
-    if rx.size != ry.size:
-        raise ValueError(f"spearman: {rx.size} and {ry.size} values are not paired")
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return float(rx @ ry) / denominator if denominator > 0 else math.nan
+    """Spearman's rank correlation of paired samples x, y [n] (ties take their mean rank). NaN when either
+    side is constant (no ranking to correlate)."""
+    x, y = _paired(x, y, "spearman")
+    if _constant(x) or _constant(y):
+        return math.nan
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def kendall(x, y) -> float:
+    """Kendall's tau-b of paired samples x, y [n]: the rank agreement Sciuto et al. 2019 report between
+    shared-weight and standalone rankings. NaN when either side is constant."""
+    x, y = _paired(x, y, "kendall")
+    if _constant(x) or _constant(y):
+        return math.nan
+    return float(stats.kendalltau(x, y).statistic)
 
 
 def superiority(a, b) -> float:
-    """P(A > B) + P(A = B) / 2 for A drawn from a [n] and B from b [m]: the Mann-Whitney U statistic over
-    n * m, from the ranks of the pooled values. 0.5 when neither tends to be larger."""
+    """P(A > B) + P(A = B) / 2 for A drawn from a [n] and B from b [m]: the Mann-Whitney U statistic of a
+    over n * m. 0.5 when neither tends to be larger."""
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    ranks = rankdata(np.concatenate([a, b]))
-    u = ranks[:a.size].sum() - a.size * (a.size + 1) / 2
-    return float(u / (a.size * b.size))
+    return float(stats.mannwhitneyu(a, b).statistic / (a.size * b.size))
+
+
+def mean_interval(values, confidence: float = 0.95) -> dict:
+    """The mean of values [n] with its Student-t confidence interval ({"mean", "low", "high", "n"}); the
+    bounds are None for fewer than two values."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    mean = float(v.mean())
+    if v.size < 2:
+        return {"mean": mean, "low": None, "high": None, "n": int(v.size)}
+    half = float(stats.t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(v.size)}
+
+
+def _paired(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if x.size != y.size:
+        raise ValueError(f"{what}: {x.size} and {y.size} values are not paired")
+    return x, y
+
+
+def _constant(v: np.ndarray) -> bool:
+    return v.size == 0 or bool(np.all(v == v[0]))
 
 
 def describe(values) -> dict:

@@ -90,7 +90,7 @@ def _search_tiny(task: str) -> SearchPreset:
     return SearchPreset(
         space="darts_cnn", space_options={"num_nodes": 2}, task=task,
         epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
-        derive_samples=6, log_every=5,
+        derive_samples=6, analyze_samples=100, analyze_batches=2, log_every=5,
         nas_updates=2, child_max_steps=20,
         model=ModelConfig(channels=8, num_layers=3),
         shared=OptimConfig(lr=0.025, schedule="cosine", lr_min=0.001, lr_T0=2, lr_T_mul=1, momentum=0.9,

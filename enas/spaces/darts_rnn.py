@@ -80,7 +80,7 @@ def _search_tiny(task: str) -> SearchPreset:
     return SearchPreset(
         space="darts_rnn", space_options={"num_nodes": 4}, task=task,
         epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
-        derive_samples=8, log_every=5, nas_updates=3, child_max_steps=30,
+        derive_samples=8, analyze_samples=100, analyze_batches=2, log_every=5, nas_updates=3, child_max_steps=30,
         model=ModelConfig(hidden_size=48, dropout_o=0.25, dropout_h=0.1, dropout_x=0.25, dropout_i=0.1,
                           init_range=0.1),
         shared=OptimConfig(lr=5.0, grad_clip=0.25, weight_decay=5e-7),

@@ -71,7 +71,7 @@ def _search_tiny(task: str) -> SearchPreset:
     return SearchPreset(
         space_options={"num_nodes": 6},
         epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
-        derive_samples=8, log_every=5,
+        derive_samples=8, analyze_samples=100, analyze_batches=2, log_every=5,
         nas_updates=3, child_max_steps=30,  # full NAS / random from scratch: 6 children of 30 steps
         # Over so few steps lr 5 learns faster than the paper's 20 at hidden 48 (shared loss after
         # 150 steps: 6.80 against 7.06); the hidden-norm clip is 25 * sqrt(48 / 1000) ~ 5.

@@ -23,7 +23,7 @@ def search_tiny(space: str, space_options: dict, cells_per_stage: int, controlle
     return SearchPreset(
         space=space, space_options=space_options,
         epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
-        derive_samples=6, log_every=5,
+        derive_samples=6, analyze_samples=100, analyze_batches=2, log_every=5,
         nas_updates=2, child_max_steps=20,  # full NAS / random from scratch: 8 children of 20 steps
         model=ModelConfig(channels=8, num_layers=cells_per_stage),
         shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,

@@ -110,7 +110,7 @@ def _search_tiny(task: str) -> SearchPreset:
     return SearchPreset(
         space="nas_cnn", task=task, space_options={"num_layers": 3, "predict_stride": True},
         epochs=2, batch_size=32, eval_batch_size=64, shared_steps=10, num_valid=500, eval_max_batches=2,
-        derive_samples=6, log_every=5,
+        derive_samples=6, analyze_samples=100, analyze_batches=2, log_every=5,
         nas_updates=2, child_max_steps=20,  # full NAS / random from scratch: 8 children of 20 steps
         shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,
                            weight_decay=1e-4, grad_clip=0.0),

@@ -110,7 +110,7 @@ def _search_tiny(task: str) -> SearchPreset:
     return SearchPreset(
         space="nas_rnn", space_options={"base": 4}, task=task,
         epochs=2, batch_size=16, bptt=20, eval_batch_size=16, eval_max_batches=20, shared_steps=15,
-        derive_samples=8, log_every=5,
+        derive_samples=8, analyze_samples=100, analyze_batches=2, log_every=5,
         nas_updates=3, child_max_steps=30,  # full NAS / random from scratch: 6 children of 30 steps
         model=ModelConfig(hidden_size=48, dropout_e=0.1, dropout_x=0.25, dropout_h=0.25, dropout_o=0.25,
                           max_hidden_norm=5.0, init_range=0.1),

@@ -2,6 +2,8 @@
 better) and the ENAS reward (accuracy of the sampled child on one validation batch)."""
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -112,6 +114,18 @@ class ImageTask:
         architectures: one forward per architecture. Which ops run is decided in Python, so the n
         architectures are read to the host once, not once per forward."""
         return torch.stack([self.score(model, Arch(model.space, tuple(t)), batch) for t in tokens.tolist()])
+
+    def reward_batches(self, k: int) -> list:
+        """The first k batches of held-out images (fewer where the split is shorter)."""
+        return list(itertools.islice(eval_batches(self.data.valid_x, self.data.valid_y, self.eval_batch_size,
+                                                  **self._norm), k))
+
+    @torch.no_grad()
+    def score_over(self, model: nn.Module, tokens: torch.Tensor, batches: list) -> torch.Tensor:
+        """`score_many` over several batches: the accuracy of every architecture of `tokens` [n, L] over all
+        the batches' images, [n]."""
+        weights = [len(b[1]) for b in batches]
+        return sum(self.score_many(model, tokens, b) * w for b, w in zip(batches, weights)) / sum(weights)
 
     def reward(self, acc: torch.Tensor) -> torch.Tensor:
         """ENAS CIFAR-10: the reward is the validation accuracy itself."""

@@ -317,6 +317,19 @@ class PTBTask:
         ppl = torch.exp(mean_cross_entropy(model, tokens, x, y))  # [n]
         return torch.where(ppl.isnan(), math.inf, ppl)  # as `score`: a diverged arch is inf
 
+    def reward_batches(self, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first k validation batches [bptt, Bv] (fewer where the split is shorter)."""
+        stop = min(len(self.valid_data) - 1, k * self.bptt)
+        return [get_batch(self.valid_data, i, self.bptt) for i in range(0, stop, self.bptt)]
+
+    @torch.no_grad()
+    def score_over(self, model: nn.Module, tokens: torch.Tensor, batches: list) -> torch.Tensor:
+        """`score_many` over several batches, each from a zero state: the perplexity of every architecture
+        of `tokens` [n, L] over all the batches' tokens, [n] (exp of the token-weighted mean log)."""
+        weights = [b[1].numel() for b in batches]
+        log_ppl = sum(torch.log(self.score_many(model, tokens, b)) * w for b, w in zip(batches, weights))
+        return torch.exp(log_ppl / sum(weights))
+
     def reward(self, ppl: torch.Tensor) -> torch.Tensor:
         """ENAS: reward = c / valid_ppl (c = 80 in the official code and ENAS-pytorch); a diverged
         architecture (inf or NaN perplexity) earns 0."""
