@@ -319,6 +319,8 @@ def _cmd_analyze(a, stop) -> int:
     run = Path(a.run)
     check_options(a.samples, a.batches)  # before the search is loaded
     if a.standalone is not None:
+        if a.against is not None:
+            raise ConfigError("--standalone measures rank fidelity and --against compares controllers: give one")
         return _rank_fidelity(a, stop, run)
     check_run(run)
     search = load_search(run, [f"device={a.device}"], progress=not a.quiet)

@@ -85,4 +85,7 @@ def test_standalone_needs_shared_weights(nas_cfg, tmp_path, capsys):
     assert main(["analyze", str(run), "--standalone", "2", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "no shared weights" in err
+    assert main(["analyze", str(run), "--standalone", "2", "--against", str(run), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --standalone measures rank fidelity and --against compares "
+                                               "controllers: give one")
     assert not (run / "analysis").exists()
