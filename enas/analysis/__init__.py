@@ -15,7 +15,6 @@ it again gives the same numbers.
 """
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -163,9 +162,8 @@ def _write(search, result: dict, tokens, metric, reward, pictures: dict) -> None
     report = markdown(result)
     atomic_write(out / "report.md", lambda f: f.write(report.encode("utf-8")))
     for name, fig in pictures.items():
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        atomic_write(out / f"{name}.png", lambda f: f.write(buffer.getvalue()))
+        data = figures.png(fig)
+        atomic_write(out / f"{name}.png", lambda f: f.write(data))
     m = result["metric"]
     for g, s in result["groups"].items():
         log.scalars({f"analysis/{g}/reward_mean": _nan(s["reward"]["mean"]),

@@ -11,12 +11,10 @@ uniformly where it has none, and scored on its own shared weights, over the same
 """
 from __future__ import annotations
 
-import random
-
 import torch
 
 from ..errors import CheckpointError
-from .groups import compare, rewards, score, summarise
+from .groups import compare, rewards, score, summarise, uniform
 
 
 def check_against(search, other) -> None:
@@ -44,9 +42,7 @@ def draw_other(other, n: int, seed: int) -> torch.Tensor:
         generator = torch.Generator(device=e.device).manual_seed(seed + 3)
         with torch.no_grad():
             return other.policy.controller.eval().sample(n, generator=generator).tokens
-    rng = random.Random(seed + 3)
-    return torch.tensor([e.space.sample(rng=rng).tokens for _ in range(n)], dtype=torch.long,
-                        device=e.device).reshape(n, -1)
+    return uniform(other, n, seed + 3)
 
 
 def against(search, other, trained_reward: list[float], n: int, batches: int, progress: bool = True) -> dict | None:

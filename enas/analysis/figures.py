@@ -7,6 +7,15 @@ import torch
 
 from .groups import GROUPS, LABELS
 
+def png(fig) -> bytes:
+    """The figure as PNG bytes, for a file written atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
 COLORS = {"trained": "#1f77b4", "untrained": "#ff7f0e", "uniform": "#7f7f7f"}
 
 

@@ -49,11 +49,15 @@ def draw(search, untrained, n: int, seed: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             return controller.sample(n, generator=generator).tokens
 
-    rng = random.Random(seed + 2)
-    uniform = torch.tensor([e.space.sample(rng=rng).tokens for _ in range(n)], dtype=torch.long,
-                           device=e.device).reshape(n, -1)
     return {"trained": sampled(search.policy.controller.eval(), seed), "untrained": sampled(untrained, seed + 1),
-            "uniform": uniform}
+            "uniform": uniform(search, n, seed + 2)}
+
+
+def uniform(search, n: int, seed: int) -> torch.Tensor:
+    """n architectures [n, L] drawn uniformly by the space (random search's draw), on the search's device."""
+    e, rng = search.engine, random.Random(seed)
+    return torch.tensor([e.space.sample(rng=rng).tokens for _ in range(n)], dtype=torch.long,
+                        device=e.device).reshape(n, -1)
 
 
 def score(search, groups: dict[str, torch.Tensor], batches: int, progress: bool = True) -> dict[str, list] | None:

@@ -20,9 +20,7 @@ RUN/analysis/rank_fidelity.json and rank_fidelity.png hold the result; TensorBoa
 """
 from __future__ import annotations
 
-import io
 import json
-import random
 import sys
 
 import numpy as np
@@ -39,7 +37,7 @@ from ..interrupt import stop_on_interrupt
 from ..presets import preset
 from ..runtime import absolute_data_dir
 from . import _nan
-from .groups import rewards, score
+from .groups import rewards, score, uniform
 from .stats import finite_or_none, kendall, spearman
 
 ROWS = "analysis/standalone.jsonl"
@@ -89,8 +87,8 @@ def rank_fidelity(search, k: int, preset_name: str = "small", samples: int | Non
     check_executor(executor, workers, c.cpus_per_child, c.gpus_per_child)
     train_cfg = recipe(search, preset_name, train_overrides)
 
-    rng = random.Random(c.seed + 3)  # not the seeds of the groups (groups.draw): another draw
-    drawn = list(dict.fromkeys(tuple(e.space.sample(rng=rng).tokens) for _ in range(samples)))
+    # not the seeds of the groups (groups.draw): another draw; each distinct architecture once
+    drawn = list(dict.fromkeys(map(tuple, uniform(search, samples, c.seed + 3).tolist())))
     tokens = torch.tensor(drawn, dtype=torch.long, device=e.device).reshape(len(drawn), -1)
     metric = score(search, {"uniform": tokens}, batches, progress)
     if metric is None:
@@ -171,16 +169,15 @@ def _append(path, row: dict) -> None:
 
 
 def _write(search, result: dict, shared: list[float], alone: list[float]) -> None:
-    from .figures import rank_fidelity_scatter
+    from .figures import png, rank_fidelity_scatter
 
     e = search.engine
     log, step = e.logger, e.global_step
     log.write_json(RESULT, result)
     fig = rank_fidelity_scatter(shared, alone, result["metric"], result["kendall"], result["spearman"],
                                 result["preset"])
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    atomic_write(search.run_dir / PICTURE, lambda f: f.write(buffer.getvalue()))
+    data = png(fig)
+    atomic_write(search.run_dir / PICTURE, lambda f: f.write(data))
     log.scalars({"analysis/rank_fidelity/kendall": _nan(result["kendall"]),
                  "analysis/rank_fidelity/spearman": _nan(result["spearman"])}, step)
     log.figure("analysis/rank_fidelity", fig, step)
