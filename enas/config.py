@@ -73,6 +73,7 @@ class ControllerConfig:
     num_layers: int = 1           # stacked LSTM layers
     lr: float = 3.5e-4
     adam_beta1: float = 0.0
+    adam_eps: float = 1e-3        # official ENAS utils.get_train_ops (Adam's own default is 1e-8)
     temperature: float = 5.0      # 0 = off
     tanh_constant: float = 2.5    # 0 = off
     entropy_weight: float = 1e-4
@@ -88,6 +89,7 @@ class ControllerConfig:
     scale_index_input: bool = False      # feed a chosen anchor divided by (0.1 + distance)
     skip_target: float = 0.4      # spaces with skip connections: KL penalty towards this skip rate
     skip_weight: float = 0.0      #   with this weight (0 = off)
+    subset_logits: str = "enas"   # a skip bit's logits: "enas" [-x, x] (official macro) | "nas" [0, x] (Zoph & Le)
     anchors: str = "after"        # which controller state stands for a node: after | own_step | before
     indices_first: bool = True    # a node's predecessor decisions before its ops (official micro order)
     # Memorisation regulariser (Adam & Lorraine 2019, arXiv:1904.00438; enas/memory.py): the controller
@@ -104,6 +106,7 @@ class ControllerConfig:
 
     ranges: ClassVar[dict] = {"hidden_size": ">= 1", "num_layers": ">= 1", "num_aggregate": ">= 1", "lr": "> 0",
                               "adam_beta1": "< 1",  # Adam needs beta1 < 1
+                              "adam_eps": "> 0",
                               "baseline_decay": "<= 1", "skip_target": "<= 1"}
 
 

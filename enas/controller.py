@@ -10,10 +10,11 @@ src/cifar10/micro_controller.py). What it does at a step depends only on the dec
 - `Predecessor` (pick one earlier node): pointer attention over the anchors,
   logit_k = v^T tanh(W1 a_k + W2 h); the next input is the chosen anchor's state.
 - `Subset` (skip connections): the same attention gives one score x_k per anchor and each bit is
-  an independent two-way choice with logits [-x_k, x_k]; the next input is
-  sum(chosen anchors) / (1 + count) (official general_controller.py). The skip penalty is
-  KL(Bern(sigmoid(x_k)) || Bern(skip_target)) on the shaped score, as official `skip_prob =
-  tf.sigmoid(logit)`; the bit itself is drawn with probability softmax([-x_k, x_k])_1 = sigmoid(2 x_k).
+  an independent two-way choice with logits [-x_k, x_k] (official general_controller.py: P = sigmoid(2
+  x_k)), or with `subset_logits="nas"` [0, x_k], the sigmoid of Zoph & Le 2017 sec. 3.3 (P(j -> i) =
+  sigmoid(v^T tanh(W_prev h_j + W_curr h_i))); the next input is sum(chosen anchors) / (1 + count)
+  (official general_controller.py). The skip penalty is KL(Bern(sigmoid(x_k)) || Bern(skip_target))
+  on the shaped score, as official `skip_prob = tf.sigmoid(logit)`.
 
 Decision order. Within a node (the decisions up to and including one marked `anchor=True`) the
 controller makes the `Predecessor` decisions first: a micro block is decided index_1, index_2, op_1,
@@ -65,6 +66,7 @@ from .spaces.base import SearchSpace
 from .spaces.decisions import Choice, Predecessor, Subset
 
 ANCHORS = ("after", "own_step", "before")  # where a node's anchor is taken (module docstring)
+SUBSET_LOGITS = ("enas", "nas")             # a skip bit's logits: [-x, x] or [0, x] (module docstring)
 # PTB only: index logits get -penalty * (i - j)^2 after shaping, a prior for recent predecessors
 # (official ENAS src/ptb/ptb_enas_controller.py and google-research enas_lm src/controller.py: / 6).
 PTB_INDEX_DISTANCE_PENALTY = 1.0 / 6.0
@@ -98,7 +100,8 @@ class Controller(nn.Module):
                  op_bias: Sequence[float] | None = None, *,
                  op_bias_init: Sequence[float] | None = None,
                  index_distance_penalty: float | None = None,
-                 scale_index_input: bool = False, anchors: str = "after", indices_first: bool = True):
+                 scale_index_input: bool = False, anchors: str = "after", indices_first: bool = True,
+                 subset_logits: str = "enas"):
         """
         hidden_size, num_layers: the LSTM (official ENAS: 100 x 1 for PTB, 64 x 1 for CIFAR-10;
             Zoph & Le 2017: 35 x 2).
@@ -112,6 +115,7 @@ class Controller(nn.Module):
         index_distance_penalty: Predecessor logits -= penalty * distance^2 (PTB_INDEX_DISTANCE_PENALTY).
         scale_index_input: feed the chosen anchor / (0.1 + distance) after a Predecessor (official PTB).
         anchors: which step's state stands for a node, one of ANCHORS (module docstring).
+        subset_logits: a skip bit's logits, one of SUBSET_LOGITS (module docstring).
         indices_first: make a node's Predecessor decisions before its others (official micro order).
         """
         super().__init__()
@@ -121,14 +125,17 @@ class Controller(nn.Module):
             raise ConfigError(f"controller: op_tanh_reduce must be positive, got {op_tanh_reduce}")
         if anchors not in ANCHORS:
             raise ConfigError(f"controller: anchors must be one of {', '.join(ANCHORS)}, got {anchors!r}")
+        if subset_logits not in SUBSET_LOGITS:
+            raise ConfigError(f"controller: subset_logits must be one of {', '.join(SUBSET_LOGITS)}, "
+                              f"got {subset_logits!r}")
         if num_layers < 1:
             raise ConfigError(f"controller: num_layers must be at least 1, got {num_layers}")
-        self.space = space
+        self.space = self._built_for = space
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.temperature, self.tanh_constant = temperature, tanh_constant
         self.op_tanh_reduce, self.init_range, self.skip_target = op_tanh_reduce, init_range, skip_target
         self.index_distance_penalty, self.scale_index_input = index_distance_penalty, scale_index_input
-        self.anchors, self.indices_first = anchors, indices_first
+        self.anchors, self.indices_first, self.subset_logits = anchors, indices_first, subset_logits
         # Warm-up steps at the start of every cell: its inputs, and with "before" the first node's step.
         self._warmups = space.initial_anchors + (anchors == "before")
         self._cells = self._plan()
@@ -205,6 +212,17 @@ class Controller(nn.Module):
                 self.soft["op"].bias.copy_(torch.tensor(self._op_bias_init))
 
     # --- public API ------------------------------------------------------------------------------
+    def set_space(self, space: SearchSpace) -> None:
+        """Decide the decisions of `space` from now on: a space whose decisions begin those of the space
+        the controller was built for, a shallower network of it (the depth schedule of full NAS, Zoph &
+        Le 2017 sec. 4.1, grows the networks this way). Every parameter belongs to a decision group or
+        to the attention, not to a position, so the same parameters decide every prefix."""
+        built = self._built_for
+        if type(space) is not type(built) or space.decisions != built.decisions[:len(space.decisions)]:
+            raise ConfigError(f"controller of {built!r}: {space!r} does not begin with its decisions")
+        self.space = space
+        self._cells = self._plan()
+
     def sample(self, n: int = 1, greedy: bool = False, generator: torch.Generator | None = None) -> Sample:
         """Draw n architectures in one batched pass (greedy=True: the most likely decision at each step)."""
         return self._run(n, tokens=None, greedy=greedy, generator=generator)
@@ -261,7 +279,8 @@ class Controller(nn.Module):
         return (f"space={self.space.name}, temperature={self.temperature}, "
                 f"tanh_constant={self.tanh_constant}, "
                 f"op_tanh_reduce={self.op_tanh_reduce}, skip_target={self.skip_target}, "
-                f"anchors={self.anchors!r}, indices_first={self.indices_first}")
+                f"anchors={self.anchors!r}, indices_first={self.indices_first}, "
+                f"subset_logits={self.subset_logits!r}")
 
     # --- the one pass shared by sample and log_prob -----------------------------------------------
     def _shape(self, logits: torch.Tensor, is_op: bool) -> torch.Tensor:
@@ -359,8 +378,12 @@ class Controller(nn.Module):
                         if self.scale_index_input:
                             x = x / (0.1 + (m - choice).to(h.dtype))[:, None]  # distance to the chosen anchor
                     else:
-                        # Subset: each anchor's bit is a two-way choice with logits [-x_k, x_k] (official macro).
-                        logits = self._shape(torch.stack([-scores, scores], dim=-1), is_op=False)  # [n, m, 2]
+                        # Subset: each anchor's bit is a two-way choice, logits [-x_k, x_k] (official
+                        # macro) or [0, x_k] (Zoph & Le).
+                        x_k = self._shape(scores, is_op=False)              # [n, m]
+                        sides = torch.stack([-x_k, x_k], dim=-1)           # [n, m, 2]
+                        logits = sides if self.subset_logits == "enas" else \
+                            torch.stack([torch.zeros_like(x_k), x_k], dim=-1)
                         logp = F.log_softmax(logits, dim=-1)
                         if tokens is not None:
                             bits = tokens[:, pos:pos + m]
@@ -374,7 +397,7 @@ class Controller(nn.Module):
                         # Skip penalty KL(Bern(q_k) || Bern(skip_target)) with q = sigmoid of the shaped
                         # logits (official general_controller.py `skip_prob = tf.sigmoid(logit)`), summed
                         # over anchors and averaged over Subset decisions (reduce_mean of per-layer sums).
-                        log_q = F.logsigmoid(logits)  # [n, m, 2]: log(1 - q), log q
+                        log_q = F.logsigmoid(sides)  # [n, m, 2]: log(1 - q), log q
                         q = log_q.exp()
                         kl = q[..., 1] * (log_q[..., 1] - log_target) + q[..., 0] * (log_q[..., 0] - log_target_off)
                         skip_kl = skip_kl + kl.sum(-1)
@@ -404,18 +427,20 @@ OP_BIAS_KEYS = ("op_bias", "op_bias_init")
 
 def make_controller(space: SearchSpace, c: ControllerConfig, device: torch.device
                     ) -> tuple[Controller, torch.optim.Optimizer]:
-    """The LSTM policy and its Adam optimiser from a ControllerConfig (OFF utils.get_train_ops: Adam
-    with beta1 = 0 and eps 1e-3 for the controller). The space's `controller_options` are passed on,
-    its op biases (e.g. the micro space's official ones) only when `c.op_bias` switches them on."""
+    """The LSTM policy and its Adam optimiser from a ControllerConfig (betas (adam_beta1, 0.999), eps
+    adam_eps: OFF utils.get_train_ops has beta1 = 0 and eps 1e-3 for the controller). The space's
+    `controller_options` are passed on, its op biases (e.g. the micro space's official ones) only
+    when `c.op_bias` switches them on."""
     space_options = {k: v for k, v in space.controller_options.items() if c.op_bias or k not in OP_BIAS_KEYS}
     controller = Controller(space, hidden_size=c.hidden_size, num_layers=c.num_layers,
                             temperature=c.temperature or None, tanh_constant=c.tanh_constant or None,
                             init_range=c.init_range, op_tanh_reduce=c.op_tanh_reduce, **space_options,
                             skip_target=c.skip_target, index_distance_penalty=c.index_distance_penalty or None,
                             scale_index_input=c.scale_index_input, anchors=c.anchors,
-                            indices_first=c.indices_first).to(device)
-    optimizer = torch.optim.Adam(controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999), eps=1e-3)
+                            indices_first=c.indices_first, subset_logits=c.subset_logits).to(device)
+    optimizer = torch.optim.Adam(controller.parameters(), lr=c.lr, betas=(c.adam_beta1, 0.999), eps=c.adam_eps)
     return controller, optimizer
 
 
-__all__ = ["Controller", "Sample", "ANCHORS", "PTB_INDEX_DISTANCE_PENALTY", "OP_BIAS_KEYS", "make_controller"]
+__all__ = ["Controller", "Sample", "ANCHORS", "SUBSET_LOGITS", "PTB_INDEX_DISTANCE_PENALTY", "OP_BIAS_KEYS",
+           "make_controller"]

@@ -50,10 +50,11 @@ _ZOO: dict[str, tuple[str, dict, str, str]] = {
     # activation 0 identity, 1 tanh, 2 sigmoid, 3 relu (enas/spaces/nas_rnn.py).
     # The LSTM (Hochreiter & Schmidhuber 1997, with torch.nn.LSTM's equations) in the base-8 tree:
     # leaves i = sigmoid (0), g = tanh (1), f = sigmoid (2), o = sigmoid (4), the other leaves
-    # identity sums that lstm_leaf_weights sets to 0; node 8 = i*g,
+    # identity sums held at zero (space option zero_leaves: the base-8 tree has no 4-leaf form), so
+    # that the cell stays an LSTM when it is trained; node 8 = i*g,
     # node 9 = f, injected as f*c_{t-1}; node 12 = i*g + f*c_{t-1} is c_t and tanh(c_t) its output;
-    # node 13 = o; the root h_t = tanh(c_t) * o.
-    "lstm": ("nas_rnn", {"base": 8},
+    # node 13 = o; the root h_t = tanh(c_t) * o. With a leaf bias, as torch.nn.LSTM has one.
+    "lstm": ("nas_rnn", {"base": 8, "leaf_bias": True, "zero_leaves": (3, 5, 6, 7)},
              "0 2  0 1  0 2  0 0  0 2  0 0  0 0  0 0  "
              "1 0  0 0  0 0  0 0  0 1  0 0  1 0  1 0  12 9",
              "torch.nn.LSTM equations in the tree encoding of Zoph & Le 2017, sec. 3.2"),
@@ -61,7 +62,7 @@ _ZOO: dict[str, tuple[str, dict, str, str]] = {
     # tf.contrib.rnn.NASCell.call. Leaves: sigmoid(+), relu(+), sigmoid(+), relu(*), tanh(+),
     # sigmoid(+), tanh(+), sigmoid(+); second layer tanh(*), tanh(+), tanh(*), sigmoid(+); c_{t-1}
     # injected into node 8 by tanh(+); node 12 = a8 * a9 is c_t (identity); node 13 = tanh(+); the
-    # root h_t = tanh(a12 * a13).
+    # root h_t = tanh(a12 * a13). Without leaf biases, as NASCell's default (use_biases=False).
     "nascell": ("nas_rnn", {"base": 8},
                 "0 2  0 3  0 2  1 3  0 1  0 2  0 1  0 2  "
                 "1 1  0 1  1 1  0 2  1 0  0 1  1 1  0 1  12 8",

@@ -62,27 +62,34 @@ def reference_forward(child, x):
 # --------------------------------------------------------------------------------------------------
 # the space
 # --------------------------------------------------------------------------------------------------
-def test_tokens_per_layer_are_filter_height_width_count_stride_then_input_bits():
+def test_tokens_per_layer_are_input_bits_then_filter_height_width_stride_height_width_count():
+    # Zoph & Le 2017, Figures 2 and 4: the anchor point first, then fh, fw, sh, sw, filters
     space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
     kinds = [(type(d), d.num_options) for d in space.decisions]
-    assert kinds[:5] == [(Choice, 4), (Choice, 4), (Choice, 4), (Choice, 3), (Subset, 0)]
-    assert kinds[5:10] == [(Choice, 4), (Choice, 4), (Choice, 4), (Choice, 3), (Subset, 1)]
-    assert space.num_tokens == 3 * 4 + 0 + 1 + 2
-    assert [d.anchor for d in space.decisions[:5]] == [False, False, False, True, False]
-    arch = enas.Arch.parse(space, "3 0 1 2  0 1 3 0 1  1 1 0 1 0 1")
+    assert kinds[:5] == [(Choice, 4), (Choice, 4), (Choice, 3), (Choice, 3), (Choice, 4)]  # layer 0: no bits
+    assert kinds[5:11] == [(Subset, 1), (Choice, 4), (Choice, 4), (Choice, 3), (Choice, 3), (Choice, 4)]
+    assert [d.name for d in space.decisions[5:11]] == [
+        "layer1.inputs", "layer1.filter_height", "layer1.filter_width", "layer1.stride_height",
+        "layer1.stride_width", "layer1.filters"]
+    assert space.num_tokens == 3 * 5 + 0 + 1 + 2
+    assert [d.anchor for d in space.decisions[:6]] == [False, False, False, False, True, False]
+    arch = enas.Arch.parse(space, "3 0 2 2 1  1 0 1 0 0 3  0 1 1 1 1 1 0")
     layers = space.layers(arch.tokens)
-    assert layers[0] == (7, 1, 36, 3, ())
-    assert layers[1] == (1, 3, 64, 1, (0,))
-    assert layers[2] == (3, 3, 24, 2, (1,))
+    assert layers[0] == (7, 1, 36, 3, 3, ())
+    assert layers[1] == (1, 3, 64, 1, 1, (0,))
+    assert layers[2] == (3, 3, 24, 2, 2, (1,))
     assert layers[2].sources == (1,) and layers[0].sources == (IMAGE,)
     assert space.classifier_inputs(layers) == [2]
     plain = enas.get_space("nas_cnn")  # NAS v1: strides fixed to 1, no stride token
     assert plain.num_layers == 6 and plain.num_tokens == 6 * 3 + 15
-    assert all(layer.stride == 1 for layer in plain.layers(plain.sample(seed=0).tokens))
+    assert all(layer.stride == (1, 1) for layer in plain.layers(plain.sample(seed=0).tokens))
     for s in (space, plain):
         a = s.sample(seed=3)
         assert enas.Arch.parse(s, str(a)) == a
-        assert s.infer_options(s.num_tokens) == dict(s.options)
+    assert plain.infer_options(plain.num_tokens) == dict(plain.options)
+    assert space.infer_options(11) == {"num_layers": 2, "predict_stride": True}
+    # 18 numbers are 3 strided layers or 4 plain ones: a count both fit reads as the default
+    assert space.num_tokens == 18 and space.infer_options(18) == {"num_layers": 4, "predict_stride": False}
 
 
 def test_options_and_token_ranges_are_checked():
@@ -94,16 +101,16 @@ def test_options_and_token_ranges_are_checked():
         enas.get_space("nas_cnn", predict_stride="yes")
     space = enas.get_space("nas_cnn", num_layers=2, predict_stride=True)
     with pytest.raises(ArchError, match="layer0.filter_height"):
-        enas.Arch.parse(space, "4 0 0 0  0 0 0 0 1")
-    with pytest.raises(ArchError, match="layer1.stride"):
-        enas.Arch.parse(space, "0 0 0 0  0 0 0 3 1")
+        enas.Arch.parse(space, "4 0 0 0 0  1 0 0 0 0 0")
+    with pytest.raises(ArchError, match="layer1.stride_height"):
+        enas.Arch.parse(space, "0 0 0 0 0  1 0 0 3 3 0")
     with pytest.raises(ArchError, match="layer1.inputs"):
-        enas.Arch.parse(space, "0 0 0 0  0 0 0 0 2")
+        enas.Arch.parse(space, "0 0 0 0 0  2 0 0 0 0 0")
 
 
 def test_text_and_figure_describe_every_layer_and_the_classifier():
     space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
-    tokens = enas.Arch.parse(space, "3 0 1 2  0 1 3 0 0  1 1 0 1 0 1").tokens
+    tokens = enas.Arch.parse(space, "3 0 2 2 1  0 0 1 0 0 3  0 1 1 1 1 1 0").tokens
     text = space.text(tokens)
     assert "layer 0 = conv 7x1, 36 filters, stride 3  <- image" in text
     assert "layer 1 = conv 1x3, 64 filters, stride 1  <- image" in text
@@ -113,6 +120,47 @@ def test_text_and_figure_describe_every_layer_and_the_classifier():
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert "layer 1\n1x3, 64" in labels and "layer 0\n7x1, 36\nstride 3" in labels
     assert len(fig.axes[0].patches) + len(fig.axes[0].texts) > 5  # arrows drawn as annotations
+
+
+def test_the_full_nas_controller_is_the_papers_policy():
+    """Under --strategy nas the log-probability of an architecture is, written out from the controller's
+    own modules: per layer the anchor point's step first, whose state h_i decides the input bits, each
+    with P(j -> i) = sigmoid(v^T tanh(W_prev h_j + W_curr h_i)) over the earlier anchor points' states
+    h_j (Zoph & Le 2017, sec. 3.3), then softmax choices on the raw logits (no ENAS shaping)."""
+    from enas.controller import make_controller
+    from enas.presets import preset
+
+    cfg = preset("search", "fashion_mnist", "tiny", "nas_cnn", strategy="nas")
+    space = enas.get_space("nas_cnn", **cfg.space_options)
+    torch.manual_seed(0)
+    controller, _ = make_controller(space, cfg.section.controller, torch.device("cpu"))
+    controller.double()
+    with torch.no_grad():
+        for p in controller.parameters():  # weights large enough that shaping would change the logits
+            p.uniform_(-1.0, 1.0)
+    arch = space.sample(seed=5)
+    states = controller.hidden_states([arch])[0]  # [D + 1, H], one per decision in the controller's order
+    assert controller.decision_order == tuple(range(len(space.decisions)))  # the space's order is the paper's
+    # layer 0's anchor point: the step of its own, fed the start input from the zero state
+    x, state = controller.g_emb, [None] * len(controller.lstm)
+    for k, cell in enumerate(controller.lstm):
+        state[k] = cell(x)
+        x = state[k][0]
+    anchor_states, expected = [x[0]], torch.zeros((), dtype=F64)
+    for t, d in enumerate(space.decisions):
+        h, pos = states[t], space.offsets[t]
+        if isinstance(d, Subset):
+            anchor_states.append(h)  # this step is layer i's anchor point
+            i = d.num_options
+            for j in range(i):
+                score = controller.attn_v(torch.tanh(controller.attn_key(anchor_states[j])
+                                                     + controller.attn_query(h)))
+                p = torch.sigmoid(score)[0]
+                expected = expected + torch.log(p if arch.tokens[pos + j] else 1 - p)
+        else:
+            expected = expected + F.log_softmax(controller.soft[d.group](h), -1)[arch.tokens[pos]]
+    got = controller.log_prob([arch]).log_prob[0]
+    assert torch.allclose(got, expected, atol=1e-10), (got, expected)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,7 +190,7 @@ def test_supernet_equals_child_after_inheritance(strided):
 
 def test_child_holds_only_its_weights_and_final_style_keeps_running_statistics():
     space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
-    arch = enas.Arch.parse(space, "1 2 3 0  0 0 0 1 1  3 3 1 0 1 1")  # layer 2 reads layers 0 and 1
+    arch = enas.Arch.parse(space, "1 2 0 0 3  1 0 0 1 1 0  1 1 3 3 0 0 1")  # layer 2 reads layers 0 and 1
     child = enas.build_child(space, arch, **KW)
     assert child.layers[0].conv.weight.shape == (64, 3, 3, 5)
     assert child.layers[1].conv.weight.shape == (24, 64, 1, 1) and child.layers[1].conv.stride == (2, 2)
@@ -190,7 +238,7 @@ def test_only_the_chosen_slices_get_gradient():
 
 def test_a_layer_without_inputs_reads_the_image():
     space = enas.get_space("nas_cnn", num_layers=3)
-    arch = enas.Arch.parse(space, "1 1 0  0 0 1 0  1 1 2 1 1")  # layer 1: no input bit set
+    arch = enas.Arch.parse(space, "1 1 0  0 0 0 1  1 1 1 1 2")  # layer 1: no input bit set
     child = enas.build_child(space, arch, **KW).to(F64).eval()
     assert child.arch_layers[1].sources == (IMAGE,)
     assert child.layers[1].conv.weight.shape[1] == 3
@@ -210,7 +258,7 @@ def test_a_layer_without_inputs_reads_the_image():
 def test_outputs_no_later_layer_reads_go_to_the_classifier():
     space = enas.get_space("nas_cnn", num_layers=4)
     # layer 1 reads nothing (the image); layer 2 reads layer 1; layer 3 reads layer 2: layer 0 is unread
-    arch = enas.Arch.parse(space, "0 0 0  1 1 1 0  1 1 2 0 1  1 1 3 0 0 1")
+    arch = enas.Arch.parse(space, "0 0 0  0 1 1 1  0 1 1 1 2  0 0 1 1 1 3")
     child = enas.build_child(space, arch, **KW).to(F64).eval()
     assert space.classifier_inputs(child.arch_layers) == [0, 3]
     assert child.classifier.in_features == 24 + 64
@@ -233,7 +281,7 @@ def test_inputs_of_different_sizes_are_zero_padded_evenly():
     assert torch.equal(out[0, 0], expect) and torch.equal(out[0, 1:], big[0])
     space = enas.get_space("nas_cnn", num_layers=3, predict_stride=True)
     # layer 0 stride 1 (16x16), layer 1 stride 3 from layer 0 (6x6), layer 2 reads both: 6x6 padded to 16
-    arch = enas.Arch.parse(space, "1 1 0 0  1 1 0 2 1  0 0 0 0 1 1")
+    arch = enas.Arch.parse(space, "1 1 0 0 0  1 1 1 2 2 0  1 1 0 0 0 0 0")
     assert nets.plan(space.layers(arch.tokens), 3, 16, 16) == [(16, 16), (6, 6), (16, 16)]
     assert nets.plan(space.layers(arch.tokens), 3, 28, 28)[1] == (10, 10)  # ceil(28 / 3)
     net = supernet_f64(space).eval()
@@ -248,7 +296,7 @@ def test_inputs_of_different_sizes_are_zero_padded_evenly():
 
 def test_an_architecture_too_large_for_the_images_is_refused_naming_the_layer():
     space = enas.get_space("nas_cnn", num_layers=4)
-    wide = enas.Arch.parse(space, "0 0 3  0 0 3 1  0 0 3 0 1  0 0 3 1 1 1")  # layer 3 reads 3 x 64 channels
+    wide = enas.Arch.parse(space, "0 0 3  1 0 0 3  0 1 0 0 3  1 1 1 0 0 3")  # layer 3 reads 3 x 64 channels
     enas.build_child(space, wide, image_size=32)  # fits at 32 x 32
     with pytest.raises(ArchError, match=r"layer 3 concatenates 192 channels of 256x256"):
         enas.build_child(space, wide, image_size=256)
@@ -274,10 +322,57 @@ def test_presets_are_configs_of_this_space():
         assert isinstance(cfg, SearchConfig if kind == "search" else TrainConfig)
         validate(cfg)
         if kind == "search":
-            assert cfg.space == "nas_cnn" and cfg.controller.anchors == "after"
+            assert cfg.space == "nas_cnn" and cfg.controller.anchors == "before"
             enas.get_space("nas_cnn", **cfg.space_options)
     paper = space.presets[("search", "paper")]("cifar10")
     assert (paper.child_epochs, paper.shared.lr, paper.shared.weight_decay, paper.num_valid) == (50, 0.1, 1e-4, 5000)
+
+
+def test_the_paper_preset_grows_depth_as_the_paper_says():
+    """Zoph & Le 2017, sec. 4.1: 6 layers at first, 2 more every 1,600 sampled children (m = 8 per
+    update: every 200 updates), up to the space's 15 layers."""
+    from enas.presets import preset
+    from enas.strategies.nas import scheduled_depth
+
+    cfg = preset("search", "cifar10", "paper", "nas_cnn", strategy="nas")
+    n = cfg.nas
+    assert (n.grow_from, n.grow_by, n.grow_every, n.controller.num_aggregate) == (6, 2, 1600, 8)
+    depths = {batch: scheduled_depth(n, batch, 15) for batch in (0, 199, 200, 399, 400, 600, 800, 999, 1000, 1599)}
+    assert depths == {0: 6, 199: 6, 200: 8, 399: 8, 400: 10, 600: 12, 800: 14, 999: 14, 1000: 15, 1599: 15}
+    assert preset("search", "cifar10", "small", "nas_cnn", strategy="nas").nas.grow_from == 0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fashion-mnist").is_dir(), reason="needs Fashion-MNIST")
+def test_a_growing_full_nas_search_trains_each_depth_when_scheduled_and_resumes(tmp_path):
+    """A tiny schedule (1 layer, 1 more every 2 children, m = 2): updates 0, 1, 2, 3 train children of
+    1, 2, 3 and 3 layers; the controller's log-probability is taken on each batch's own depth, and a
+    search stopped mid-way resumes to the same children."""
+    import json
+
+    from enas.config import apply_overrides
+    from enas.presets import preset
+    from enas.strategies import resume_search, start_search
+
+    cfg = apply_overrides(preset("search", "fashion_mnist", "tiny", "nas_cnn", strategy="nas"), [
+        f"data_dir={SHARED_DATA / 'fashion-mnist'}", "nas.updates=4", "controller.num_aggregate=2",
+        "child_max_steps=2", "eval_max_batches=1", "nas.grow_from=1", "nas.grow_by=1", "nas.grow_every=2"])
+    space = enas.get_space("nas_cnn", **cfg.space_options)
+    assert space.num_layers == 3
+    runs = {}
+    for name, stop in (("straight", None), ("resumed", 3)):
+        search = start_search(cfg, str(tmp_path / name), progress=False)
+        if stop:
+            assert not search.run(max_units=stop)  # stopped inside update 1
+            search = resume_search(tmp_path / name, progress=False)
+        assert search.run()
+        rows = [json.loads(x) for x in (tmp_path / name / "archs.jsonl").read_text().splitlines()]
+        runs[name] = [r["arch"] for r in rows]
+        depths = [{5: 1, 11: 2, 18: 3}[len(r["arch"].split())] for r in rows]  # 5 numbers a strided layer
+        assert depths == [1, 1, 2, 2, 3, 3, 3, 3], rows
+        assert all(r.get("error") is None for r in rows)
+    assert runs["straight"] == runs["resumed"]
+    with pytest.raises(enas.ConfigError, match="grow_from=4 is more than the space's num_layers=3"):
+        start_search(apply_overrides(cfg, ["nas.grow_from=4"]), str(tmp_path / "bad"), progress=False)
 
 
 # --------------------------------------------------------------------------------------------------

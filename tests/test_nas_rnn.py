@@ -1,5 +1,6 @@
 """The nas_rnn space and its tree-cell LM: the LSTM and NASCell as published, decisions, bad input,
 supernet == child, and learning on the real PTB files."""
+import json
 import math
 import random
 from pathlib import Path
@@ -33,8 +34,9 @@ def test_lstm_cell_equals_torch_lstm():
 
 
 def _nascell_reference(x, h, c, w_x, w_h, b):
-    """tf.contrib.rnn.NASCell.call, written out: one step, returns (new_h, new_c)."""
-    m = (h @ w_h + b).chunk(8, dim=1)  # the bias goes on the recurrent branch
+    """tf.contrib.rnn.NASCell.call, written out: one step, returns (new_h, new_c). b is None for
+    `use_biases=False` (TF's default); with biases, b goes on the recurrent branch (`m_matrix`)."""
+    m = (h @ w_h if b is None else h @ w_h + b).chunk(8, dim=1)
     i = (x @ w_x).chunk(8, dim=1)
     sig, tanh, relu = torch.sigmoid, torch.tanh, torch.relu
     l1 = [sig(i[0] + m[0]), relu(i[1] + m[1]), sig(i[2] + m[2]), relu(i[3] * m[3]),
@@ -46,15 +48,85 @@ def _nascell_reference(x, h, c, w_x, w_h, b):
     return tanh(new_c * tanh(l2_2 + l2_3)), new_c
 
 
-def test_nascell_equals_its_published_equations():
+@pytest.mark.parametrize("leaf_bias", [False, True])
+def test_nascell_equals_its_published_equations(leaf_bias):
+    """The zoo cell through the LM's own cell step (no hidden-norm clip), without and with a leaf bias."""
     arch = zoo.get("nascell")
-    w_x, w_h, b = _rand(H, 8 * H, seed=4), _rand(H, 8 * H, seed=5), _rand(8 * H, seed=6)
+    assert arch.space.leaf_bias is False  # NASCell's default, use_biases=False
+    space = enas.get_space("nas_rnn", base=8, leaf_bias=leaf_bias)
+    arch = Arch(space, arch.tokens)
+    child = enas.build_child(space, arch, vocab_size=V, hidden_size=H, max_hidden_norm=None).double()
+    assert (child.bias is not None) == leaf_bias
+    with torch.no_grad():
+        for i, p in enumerate(child.parameters()):
+            p.copy_(_rand(*p.shape, seed=4 + i))
     x, h, c = _rand(T, B, H, seed=7), _rand(B, H, seed=8), _rand(B, H, seed=9)
-    out, state = tree_cell_forward(x @ w_x, torch.cat([h, c], 1), w_h, b, arch.space.cell(arch.tokens))
+    out, state = child._recur(x, torch.cat([h, c], 1), arch, None)  # x: the embedded input
     for t in range(T):
-        h, c = _nascell_reference(x[t], h, c, w_x, w_h, b)
+        h, c = _nascell_reference(x[t], h, c, child.w_x, child.w_h, child.bias)
         assert torch.allclose(out[t], h, atol=1e-10, rtol=0)
     assert torch.allclose(state, torch.cat([h, c], 1), atol=1e-10, rtol=0)
+
+
+def _ptb_lm_batches(n, batch_size=4, bptt=8):
+    from enas.tasks.ptb import batchify, get_batch, load_ptb
+
+    corpus = load_ptb(PTB, download=False)
+    data = batchify(corpus.train[:batch_size * bptt * (n + 1)], batch_size)
+    return corpus.vocab_size, [get_batch(data, i * bptt, bptt) for i in range(n)]
+
+
+class _TorchLSTMLM(torch.nn.Module):
+    """The tree LM's body (tied embedding and decoder, decoder bias) around a torch.nn.LSTM."""
+
+    def __init__(self, child):
+        super().__init__()
+        self.embedding = torch.nn.Embedding.from_pretrained(child.embedding.weight.detach().clone(), freeze=False)
+        self.decoder_bias = torch.nn.Parameter(child.decoder_bias.detach().clone())
+        self.lstm = torch.nn.LSTM(child.hidden_size, child.hidden_size).double()
+
+    def forward(self, tokens, state):
+        out, (h, c) = self.lstm(self.embedding(tokens), state)
+        return torch.nn.functional.linear(out, self.embedding.weight, self.decoder_bias), (h.detach(), c.detach())
+
+
+@pytest.mark.skipif(not (PTB / "ptb.train.txt").is_file(), reason="needs the PTB files")
+def test_lstm_child_trains_as_torch_lstm():
+    """The zoo `lstm` trained from scratch stays an LSTM: 20 SGD steps side by side with torch.nn.LSTM
+    on PTB, float64, no dropout and no clip. torch has two biases per gate where the tree has one, so
+    its b_ih is held at zero (two trained biases would move their sum twice as far per step)."""
+    vocab, batches = _ptb_lm_batches(20)
+    arch = zoo.get("lstm")
+    torch.manual_seed(0)
+    child = enas.build_child(arch.space, arch, vocab_size=vocab, hidden_size=H, max_hidden_norm=None,
+                             init_range=0.3).double()
+    ref = _TorchLSTMLM(child)
+    with torch.no_grad():
+        ref.lstm.bias_ih_l0.zero_()
+        ref.lstm.bias_hh_l0.uniform_(-0.3, 0.3)
+        w_x, w_h, bias = lstm_leaf_weights(ref.lstm)
+        child.w_x.copy_(w_x), child.w_h.copy_(w_h), child.bias.copy_(bias)
+    ref.lstm.bias_ih_l0.requires_grad_(False)
+    opts = [torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1.0) for m in (child, ref)]
+    state_c, state_r = None, (torch.zeros(1, 4, H, dtype=torch.float64),) * 2
+    curve = []
+    for x, y in batches:
+        logits_c, state_c = child(x, state_c)
+        logits_r, state_r = ref(x, state_r)
+        state_c = state_c.detach()
+        losses = [torch.nn.functional.cross_entropy(lg.reshape(-1, vocab), y.reshape(-1))
+                  for lg in (logits_c, logits_r)]
+        assert abs(losses[0].item() - losses[1].item()) < 1e-8
+        curve.append(losses[1].item())
+        for opt, loss in zip(opts, losses):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert curve[-1] < curve[0] - 0.3, f"the pair learned: {curve}"
+    w_x, w_h, bias = lstm_leaf_weights(ref.lstm)
+    for ours, theirs in ((child.w_x, w_x), (child.w_h, w_h), (child.bias, bias)):
+        assert torch.allclose(ours, theirs, atol=1e-8, rtol=0)  # the zero leaves included: still 0
+    assert torch.allclose(child.embedding.weight, ref.embedding.weight, atol=1e-8, rtol=0)
 
 
 @pytest.mark.parametrize("base,nodes", [(2, 3), (4, 7), (8, 15)])
@@ -78,6 +150,13 @@ def test_decision_counts_and_order(base, nodes):
 def test_bad_input_raises_arch_error():
     with pytest.raises(ArchError, match="base must be 2, 4 or 8"):
         enas.get_space("nas_rnn", base=3)
+    with pytest.raises(ArchError, match="leaf_bias must be true or false"):
+        enas.get_space("nas_rnn", leaf_bias=1)
+    for bad in ((8,), (1, 1), ("3",)):
+        with pytest.raises(ArchError, match="zero_leaves must be distinct leaves 0..7"):
+            enas.get_space("nas_rnn", zero_leaves=bad)
+    lstm = zoo.get("lstm")  # options read back from JSON (a list) give the same, hashable space
+    assert Arch.from_json(json.loads(json.dumps(lstm.to_json()))) == lstm and hash(lstm)
     space = enas.get_space("nas_rnn", base=2)
     good = list(space.sample(seed=0).tokens)
     for pos, value in ((0, 2), (1, 4), (len(good) - 1, 3), (len(good) - 2, 3)):  # combination 2,
@@ -94,17 +173,20 @@ def test_bad_input_raises_arch_error():
                                                                 torch.tensor([0, 4] + good[2:]))
 
 
-@pytest.mark.parametrize("base", [2, 4, 8])
-def test_supernet_equals_child_with_inherited_weights(base):
-    space = enas.get_space("nas_rnn", base=base)
+@pytest.mark.parametrize("options", [dict(base=2), dict(base=4, leaf_bias=True), dict(base=8),
+                                     dict(zoo.get("lstm").space.options)])
+def test_supernet_equals_child_with_inherited_weights(options):
+    space = enas.get_space("nas_rnn", **options)
     torch.manual_seed(0)
     sup = enas.build_supernet(space, vocab_size=V, hidden_size=H, init_range=0.5, max_hidden_norm=1.5,
                               **DROP).double()
-    torch.nn.init.uniform_(sup.bias, -0.5, 0.5)  # a non-zero bias, so a wrong mapping would show
+    if space.leaf_bias:
+        torch.nn.init.uniform_(sup.bias, -0.5, 0.5)  # a non-zero bias, so a wrong mapping would show
     tok = torch.randint(0, V, (T, B), generator=torch.Generator().manual_seed(1))
     state = _rand(B, 2 * H, seed=2)
-    rng = random.Random(base)
-    archs = [space.sample(rng=rng) for _ in range(3)] + ([zoo.get("lstm"), zoo.get("nascell")] if base == 8 else [])
+    rng = random.Random(space.base)
+    archs = [space.sample(rng=rng) for _ in range(3)]
+    archs += [zoo.get(name) for name in ("lstm", "nascell") if zoo.get(name).space == space]
     for arch in archs:
         child = enas.build_child(space, arch, vocab_size=V, hidden_size=H, max_hidden_norm=1.5, **DROP).double()
         enas.inherit_weights(child, sup, arch)

@@ -92,6 +92,12 @@ def test_nas_presets_have_the_controller_of_zoph_and_le(task, space, lr):
     weights = torch.cat([p.detach().flatten() for p in controller.parameters()
                          if p is not getattr(controller.soft["op"], "bias", None)])  # b_soft starts at 10
     assert 0.07 < weights.abs().max() <= 0.08 and opt.param_groups[0]["lr"] == lr
+    # the paper's policy and update: none of ENAS's shaping, skip penalty, entropy bonus or Adam eps 1e-3
+    assert (c.temperature, c.tanh_constant, c.skip_weight, c.entropy_weight) == (0, 0, 0, 0)
+    assert c.index_distance_penalty == 0
+    assert c.subset_logits == "nas" and enas_cfg.section.controller.subset_logits == "enas"
+    assert opt.param_groups[0]["eps"] == 1e-8 and opt.param_groups[0]["betas"] == (0.9, 0.999)
+    assert (controller.temperature, controller.tanh_constant) == (None, None)
 
 
 def _nas_update(cfg, run, rewards):
@@ -116,8 +122,9 @@ def test_nas_controller_update_is_the_shared_one(nas_cfg, tmp_path):
     assert torch.equal(state["baseline"], search.baseline)
     assert torch.equal(resume_search(tmp_path / "plain", progress=False).baseline, search.baseline)
 
-    assert _nas_update(apply_overrides(nas_cfg, ["controller.grad_clip=1e-9"]), tmp_path / "clip",
-                       [0.3, 0.1, 0.6])[1] < 1e-8
+    # (with Adam's eps 1e-8 a gradient clipped to 1e-9 still steps ~lr / 10: a large eps shows the clip)
+    assert _nas_update(apply_overrides(nas_cfg, ["controller.grad_clip=1e-9", "controller.adam_eps=1e-3"]),
+                       tmp_path / "clip", [0.3, 0.1, 0.6])[1] < 1e-8
     # skip penalty: no reward signal (equal rewards, no entropy bonus), so only the penalty moves the controller
     macro = apply_overrides(preset("search", "cifar10", "tiny", "enas_macro", strategy="nas"),
                             ["controller.entropy_weight=0", "controller.baseline_decay=0"])

@@ -2,15 +2,15 @@
 
 One network per architecture (enas/spaces/nas_cnn.py reads the tokens into `Layer`s):
 
-    layer i:  x_i = ReLU(BN(conv_{fh x fw, n filters, stride s}(concat_padded(sources_i))))
+    layer i:  x_i = ReLU(BN(conv_{fh x fw, n filters, stride sh x sw}(concat_padded(sources_i))))
               sources_i = the layers its input bits name, or the image when there are none
     logits =  linear(dropout(global_average_pool(concat_padded(outputs no later layer reads))))
 
 - Order conv -> BN -> ReLU: the paper names ReLU and batch norm (sec. 4.1) but not their order; this
   is the order of the ENAS macro search branches (official general_child.py `_conv_branch`).
 - Convolutions have no bias (BN's offset follows) and "same" padding (fh // 2, fw // 2: the sizes are
-  odd), so a layer of stride s maps H x W to ceil(H / s) x ceil(W / s). No layer can shrink below one
-  pixel that way; what can break is memory, checked by `plan`.
+  odd), so a layer of stride sh x sw maps H x W to ceil(H / sh) x ceil(W / sw). No layer can shrink
+  below one pixel that way; what can break is memory, checked by `plan`.
 - concat_padded: zero-pads every map to the largest height and width among them, then concatenates
   in depth (sec. 3.3). The paper does not say where the zeros go; here they surround the smaller map
   evenly (an odd extra row or column after it).
@@ -94,7 +94,7 @@ def plan(layers: list[Layer], in_channels: int, height: int, width: int) -> list
                 for j in layer.sources]
         c, h, w = sum(s[0] for s in srcs), max(s[1] for s in srcs), max(s[2] for s in srcs)
         _bound(f"layer {i}", c, h, w)
-        sizes.append((math.ceil(h / layer.stride), math.ceil(w / layer.stride)))
+        sizes.append((math.ceil(h / layer.stride_height), math.ceil(w / layer.stride_width)))
     return sizes
 
 
@@ -196,7 +196,7 @@ class NasCNNSupernet(_NasCNN):
         self.classifier = nn.Linear(MAX_FILTERS * L, self.num_classes)
 
     def _layer(self, layers: list[Layer], i: int, h: torch.Tensor) -> torch.Tensor:
-        """Layer i of `layers` on its concatenated input h [B, C_in, H, W] -> [B, n_i, H / s, W / s]."""
+        """Layer i of `layers` on its concatenated input h [B, C_in, H, W] -> [B, n_i, H / sh, W / sw]."""
         shared, layer = self.layers[i], layers[i]
         w = shared.weight[(slice(None), slice(None), *kernel_crop(layer.filter_height, layer.filter_width))]
         n, C = layer.filters, self.in_channels

@@ -6,8 +6,10 @@ tensors, so a step inside the supernet costs what the standalone child's step co
 
 Weights: the `base` leaves' input matrices side by side as w_x [H_in, base*H] (the caller applies it
 to all T steps in one matmul: x [T,B,H_in] @ w_x -> xproj [T,B,base*H]), their recurrent matrices as
-w_h [H, base*H] and the bias [base*H] on the recurrent branch (as tf.contrib.rnn.NASCell adds it to
-`m_matrix`); leaf k reads columns k*H .. (k+1)*H - 1 of each. Inner nodes have no weights.
+w_h [H, base*H] and, with the space's `leaf_bias`, the bias [base*H] on the recurrent branch (where
+tf.contrib.rnn.NASCell adds it to `m_matrix` when `use_biases`); leaf k reads columns k*H .. (k+1)*H - 1
+of each. Inner nodes have no weights. A leaf of the space's `zero_leaves` reads none of them: its
+pre-activation is the constant 0, so its columns get no gradient.
 
 State: one tensor [B, 2H] = [h, c], so a task can detach and checkpoint it as a tensor.
 """
@@ -44,12 +46,12 @@ def _clip_rows(v: torch.Tensor, max_norm: float) -> torch.Tensor:
     return v * (max_norm / norm.clamp_min(max_norm))
 
 
-def tree_cell_forward(xproj: torch.Tensor, state: torch.Tensor, w_h: torch.Tensor, bias: torch.Tensor,
+def tree_cell_forward(xproj: torch.Tensor, state: torch.Tensor, w_h: torch.Tensor, bias: torch.Tensor | None,
                       cell, mask_h: torch.Tensor | None = None, max_norm: float | None = None):
     """Run the cell over T steps.
 
     xproj [T,B,base*H] = x_t W for every step; state [B,2H] = [h_{t-1}, c_{t-1}]; w_h [H,base*H];
-    bias [base*H]; cell: a TreeCell; mask_h [B,H]: variational mask on h_{t-1} before the recurrent
+    bias [base*H] or None; cell: a TreeCell; mask_h [B,H]: variational mask on h_{t-1} before the recurrent
     matmul (one per forward), or None; max_norm: clip each row of h_t (as the ENAS cell clips its
     output) and of c_t to this norm, or None. Returns (h_t for every step [T,B,H], the next state [B,2H]).
 
@@ -64,18 +66,22 @@ def tree_cell_forward(xproj: torch.Tensor, state: torch.Tensor, w_h: torch.Tenso
         raise ConfigError(f"tree cell of base {base}: xproj {tuple(xproj.shape)}, state {tuple(state.shape)} "
                           f"and w_h {tuple(w_h.shape)} do not fit hidden size {H}")
     leaf_cols = [slice(k * H, (k + 1) * H) for k in range(base)]
-    any_add = any(cell.combine[k] == ADD for k in range(base))
+    zero_leaves = set(cell.zero_leaves)
+    any_add = any(cell.combine[k] == ADD for k in range(base) if k not in zero_leaves)
+    zero = xproj.new_zeros(B, H)  # a zero leaf's pre-activation
     h, c = state[:, :H], state[:, H:]
     outputs = []
     for t in range(T):
         u = h if mask_h is None else h * mask_h
-        zh = torch.addmm(bias, u, w_h)  # [B, base*H]: U_k h_{t-1} + b_k for every leaf
+        zh = u @ w_h if bias is None else torch.addmm(bias, u, w_h)  # [B, base*H]: U_k h_{t-1} (+ b_k), every leaf
         zx = xproj[t]                   # [B, base*H]: W_k x_t
         zsum = zx + zh if any_add else None  # the add leaves' pre-activations, in one op
         a: list[torch.Tensor] = [None] * n  # node outputs a_j [B,H], after any inject
         c_next = None
         for j in range(n):
-            if j < base:
+            if j in zero_leaves:
+                pre = zero
+            elif j < base:
                 cols = leaf_cols[j]
                 pre = zsum[:, cols] if cell.combine[j] == ADD else zx[:, cols] * zh[:, cols]
             else:

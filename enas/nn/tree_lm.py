@@ -6,8 +6,9 @@ and a child hold the same tensors (w_x, w_h [H, base*H], bias [base*H]) and `par
 identity. The supernet decodes the architecture once per forward (host ints) and then runs the
 child's code. The recurrent state is [B, 2H] = [h, c]; the decoder reads h.
 
-Initialisation: U(-init_range, init_range) as the ENAS LM, and the leaf bias zero
-(tf.contrib.rnn.NASCell: `zeros_initializer` for its bias).
+Initialisation: U(-init_range, init_range) as the ENAS LM, the leaf bias (space option `leaf_bias`)
+zero (tf.contrib.rnn.NASCell: `zeros_initializer` for its bias), and the columns of the space's
+`zero_leaves` zero: no forward reads them, so they stay so.
 """
 from __future__ import annotations
 
@@ -37,11 +38,19 @@ class _TreeLM(RecurrentLM):
         H, k = self.hidden_size, self.space.base
         self.w_x = nn.Parameter(torch.empty(H, k * H))  # leaf j: columns j*H .. (j+1)*H - 1
         self.w_h = nn.Parameter(torch.empty(H, k * H))
-        self.bias = nn.Parameter(torch.empty(k * H))     # on the recurrent branch (NASCell)
+        # on the recurrent branch (NASCell), with the space's leaf_bias only
+        self.bias = nn.Parameter(torch.empty(k * H)) if self.space.leaf_bias else None
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        nn.init.zeros_(self.bias)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        H = self.hidden_size
+        with torch.no_grad():
+            for k in self.space.zero_leaves:
+                for w in (self.w_x, self.w_h, self.bias):
+                    if w is not None:
+                        w[..., k * H:(k + 1) * H] = 0
 
     def _cell(self, arch) -> TreeCell:
         raise NotImplementedError

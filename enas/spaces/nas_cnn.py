@@ -1,18 +1,25 @@
 """The convolutional space of Zoph & Le 2017 (sec. 3.3 and 4.1): L convolutional layers, each with its
-own filter height, width and count (and stride, when predicted), joined by anchor-point skip connections.
+own filter height, width and count (and stride height and width, when predicted), joined by
+anchor-point skip connections.
 
-Per layer i, in this token order (Zoph & Le sec. 4.1 gives the choices):
+Per layer i, in the order the paper's controller decides (Figure 2: "filter height, filter width,
+stride height, stride width, and number of filters for one layer"; Figure 4 and sec. 3.3: each layer
+begins at its anchor point, where the layer's input bits are chosen, and "the rest of hyperparameters
+are generated afterwards"):
 
-    filter height {1, 3, 5, 7} | filter width {1, 3, 5, 7} | filters {24, 36, 48, 64}
-    | stride {1, 2, 3} (only with predict_stride) | i input bits (anchor point)
+    i input bits (anchor point) | filter height {1, 3, 5, 7} | filter width {1, 3, 5, 7}
+    | stride height {1, 2, 3} | stride width {1, 2, 3} (both only with predict_stride)
+    | filters {24, 36, 48, 64}
 
-so an arc string reads `fh fw n [s] | fh fw n [s] b0 | fh fw n [s] b0 b1 | ...` with each number the
-index of its choice (filter height index 1 is a height of 3). Input bit j of layer i says whether layer j
-feeds layer i (sec. 3.3: one sigmoid per earlier layer, P(j -> i) = sigmoid(v^T tanh(W_prev h_j +
-W_curr h_i)), h_j the controller's state at layer j's anchor point). The last filter choice of a layer
-is marked as the layer's anchor; with the controller's anchors="after" the step that reads it becomes
-the layer's anchor point and decides the layer's input bits (layer 0 has none: an empty Subset, as
-enas_macro's first layer).
+so an arc string reads `fh fw n | b0 fh fw n | b0 b1 fh fw n | ...` (with strides `fh fw sh sw n`)
+with each number the index of its choice (filter height index 1 is a height of 3). Layer 0 has no
+input bits: it has no earlier layer to choose. Input bit j of layer i says whether layer j feeds layer
+i (sec. 3.3: one sigmoid per earlier layer, P(j -> i) = sigmoid(v^T tanh(W_prev h_j + W_curr h_i)),
+h_j the controller's state at layer j's anchor point). The filter count ends a layer and is marked
+as its anchor, so that with the controller's anchors="before" the step after it, the next layer's
+anchor point, is that layer's anchor (the first layer's is a step of its own). Because a layer's
+tokens depend on its index only, the arc of an L-layer network is a prefix of the arc of a deeper
+one: the depth schedule of sec. 4.1 grows the networks without changing the decisions already made.
 
 The fix-ups of sec. 3.3 make every token list a network (enas/nn/nas_cnn.py builds it):
 - a layer with no input bit set reads the image;
@@ -52,8 +59,19 @@ class Layer(NamedTuple):
     filter_height: int
     filter_width: int
     filters: int
-    stride: int
+    stride_height: int
+    stride_width: int
     inputs: tuple[int, ...]  # the earlier layers it reads; () = the image (sec. 3.3 fix-up)
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.stride_height, self.stride_width
+
+    @property
+    def stride_text(self) -> str:
+        """"3" for a square stride, "2x1" (height x width) otherwise."""
+        sh, sw = self.stride
+        return f"{sh}" if sh == sw else f"{sh}x{sw}"
 
     @property
     def sources(self) -> tuple[int, ...]:
@@ -70,14 +88,21 @@ class Layer(NamedTuple):
 
 def _search_paper(task: str) -> SearchPreset:
     """Full NAS on CIFAR-10 as sec. 4.1 (use --strategy nas); with --strategy enas the same children
-    share weights, under the ENAS macro search's controller and schedule."""
+    share weights, under the ENAS macro search's controller and schedule.
+
+    Full NAS grows its children as sec. 4.1 does: "increase the depth by 2 for the child models every
+    1,600 samples, starting at 6 layers" (enas/strategies/nas.py, the depth schedule: 6 layers for
+    the first 1,600 children, 8 for the next, ...). The paper states no final depth; the schedule stops
+    at NAS v1's 15 layers (Table 1), the space's num_layers, reached after 8,000 of the 12,800 children.
+    `--set nas.grow_from=0` trains every child at 15 layers."""
     return SearchPreset(
         space="nas_cnn", task=task,
-        space_options={"num_layers": 15},        # NAS v1 (Table 1); the paper grows depth 6 -> 20 in the search
+        space_options={"num_layers": 15},        # NAS v1 (Table 1); full NAS grows to it from 6 (sections)
         epochs=310, batch_size=128, eval_batch_size=128, shared_steps=0,  # ENAS macro (not stated)
         num_valid=5000,                          # sec. 4.1: 5,000 validation images from the training set
         log_every=50, derive_samples=100,
         nas_updates=1600,                        # sec. 4.1: 12,800 architectures / 8 per update
+        sections={"nas": {"grow_from": 6, "grow_by": 2, "grow_every": 1600}},  # sec. 4.1, depth schedule
         child_epochs=50,                         # sec. 4.1: each child trains 50 epochs
         model=ModelConfig(dropout=0.1),          # not stated: ENAS macro keep_prob 0.9
         shared=OptimConfig(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,  # sec. 4.1
@@ -88,7 +113,8 @@ def _search_paper(task: str) -> SearchPreset:
                                     entropy_weight=1e-4, baseline_decay=0.99,  # (enas/strategies/nas.py)
                                     num_aggregate=8,                           # sec. 4.1: m = 8 children
                                     steps=50, reward_c=1.0, skip_target=0.4, skip_weight=0.8,
-                                    init_range=0.1, anchors="after"),
+                                    init_range=0.1,
+                                    anchors="before"),         # the anchor point's own state (sec. 3.3)
     )
 
 
@@ -115,7 +141,7 @@ def _search_tiny(task: str) -> SearchPreset:
         shared=OptimConfig(lr=0.05, schedule="cosine", lr_min=0.001, lr_T0=1, momentum=0.9, nesterov=True,
                            weight_decay=1e-4, grad_clip=0.0),
         controller=ControllerConfig(hidden_size=32, lr=0.0035, tanh_constant=1.5, steps=3, num_aggregate=4,
-                                    reward_c=1.0, skip_weight=0.8, anchors="after",
+                                    reward_c=1.0, skip_weight=0.8, anchors="before",
                                     # memory=true: 8 rows stored after epoch 1, loss in epoch 2, 2 replaced
                                     memory_start_epoch=1, memory_per_epoch=8, memory_size=8, memory_replace=2,
                                     memory_loss_start_epoch=2, memory_batch=4),
@@ -142,6 +168,7 @@ def _search_small(task: str) -> SearchPreset:
     cfg.shared.weight_decay = 1e-4  # sec. 4.1 (num_valid 5,000 comes with the paper preset)
     cfg.controller.num_aggregate = 8                                # sec. 4.1: m = 8
     cfg.nas_updates, cfg.child_epochs, cfg.child_max_steps = 8, 1, 150  # full NAS: 64 children of 150 steps
+    cfg.sections = {}  # 64 children at 6 layers: the paper's schedule would not grow them before 1,600
     return cfg
 
 
@@ -162,8 +189,8 @@ class NasCNNSpace(SearchSpace):
     presets = {("search", "paper"): _search_paper, ("search", "tiny"): _search_tiny,
                ("train", "paper"): _train_paper, ("train", "tiny"): _train_tiny,
                ("search", "small"): _search_small, ("train", "small"): _train_small}
-    # No op biases; the anchor point taken after a layer's last choice is set by the presets
-    # (ControllerConfig.anchors = "after").
+    # No op biases; the presets take each layer's anchor at its anchor-point step, the step after the
+    # previous layer's filter count (ControllerConfig.anchors = "before": module docstring).
     controller_options: dict = {}
 
     def build_decisions(self):
@@ -172,22 +199,24 @@ class NasCNNSpace(SearchSpace):
         if not isinstance(strided, bool):
             raise ArchError(f"{self.name}: predict_stride must be true or false, got {strided!r}")
         sizes = tuple(map(str, FILTER_SIZES))
+        strides = tuple(map(str, STRIDES))
         decisions = []
         for i in range(n):
+            if i:  # the anchor point: layer 0 has no earlier layer to choose
+                decisions.append(Subset(f"layer{i}.inputs", i))
             decisions.append(Choice(f"layer{i}.filter_height", len(FILTER_SIZES), sizes, group="filter_height"))
             decisions.append(Choice(f"layer{i}.filter_width", len(FILTER_SIZES), sizes, group="filter_width"))
-            decisions.append(Choice(f"layer{i}.filters", len(FILTER_COUNTS), tuple(map(str, FILTER_COUNTS)),
-                                    anchor=not strided, group="filters"))
             if strided:
-                decisions.append(Choice(f"layer{i}.stride", len(STRIDES), tuple(map(str, STRIDES)),
-                                        anchor=True, group="stride"))
-            decisions.append(Subset(f"layer{i}.inputs", i))  # layer 0: empty, no token
+                decisions.append(Choice(f"layer{i}.stride_height", len(STRIDES), strides, group="stride_height"))
+                decisions.append(Choice(f"layer{i}.stride_width", len(STRIDES), strides, group="stride_width"))
+            decisions.append(Choice(f"layer{i}.filters", len(FILTER_COUNTS), tuple(map(str, FILTER_COUNTS)),
+                                    anchor=True, group="filters"))
         return decisions
 
     def infer_options(self, num_tokens: int) -> dict:
         # L layers of c choices and L(L-1)/2 input bits: L^2 + (2c - 1) L - 2 * tokens = 0; without strides
         # (c = 3, the default) first, so a count both fit reads as the default.
-        for c, strided in ((3, False), (4, True)):
+        for c, strided in ((3, False), (5, True)):
             b = 2 * c - 1
             n = (math.isqrt(b * b + 8 * num_tokens) - b) // 2
             if n >= 1 and n * c + n * (n - 1) // 2 == num_tokens:
@@ -200,13 +229,14 @@ class NasCNNSpace(SearchSpace):
         tokens, out, pos = list(tokens), [], 0
         strided = self.options["predict_stride"]
         for i in range(self.options["num_layers"]):
-            fh, fw, n = tokens[pos:pos + 3]
-            pos += 3
-            stride = STRIDES[tokens[pos]] if strided else 1
-            pos += strided
             bits = tokens[pos:pos + i]
-            pos += i
-            out.append(Layer(FILTER_SIZES[fh], FILTER_SIZES[fw], FILTER_COUNTS[n], stride,
+            fh, fw = tokens[pos + i:pos + i + 2]
+            pos += i + 2
+            sh, sw = (STRIDES[tokens[pos]], STRIDES[tokens[pos + 1]]) if strided else (1, 1)
+            pos += 2 * strided
+            n = tokens[pos]
+            pos += 1
+            out.append(Layer(FILTER_SIZES[fh], FILTER_SIZES[fw], FILTER_COUNTS[n], sh, sw,
                              tuple(j for j, b in enumerate(bits) if b)))
         return out
 
@@ -225,7 +255,7 @@ class NasCNNSpace(SearchSpace):
         for i, layer in enumerate(layers):
             reads = ", ".join(f"layer {j}" for j in layer.inputs) or "image"
             lines.append(f"  {f'layer {i}':<{width}} = conv {layer.filter_height}x{layer.filter_width}, "
-                         f"{layer.filters} filters, stride {layer.stride}  <- {reads}")
+                         f"{layer.filters} filters, stride {layer.stride_text}  <- {reads}")
         outs = ", ".join(f"layer {j}" for j in self.classifier_inputs(layers))
         lines.append(f"  {'logits':<{width}} = linear(global average pool(concat({outs})))")
         return "\n".join(lines)
@@ -249,7 +279,7 @@ class NasCNNSpace(SearchSpace):
 
         image = drawing.box(ax, *at(0), "image", "white")
         boxes = [drawing.box(ax, *at(i + 1), f"layer {i}\n{lay.filter_height}x{lay.filter_width}, {lay.filters}"
-                             + (f"\nstride {lay.stride}" if lay.stride != 1 else ""), shade[lay.filters])
+                             + (f"\nstride {lay.stride_text}" if lay.stride != (1, 1) else ""), shade[lay.filters])
                  for i, lay in enumerate(layers)]
         head = drawing.box(ax, *at(L + 1), "avg pool\n+ linear", "#fce5cd")
 

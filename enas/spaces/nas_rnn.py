@@ -5,8 +5,7 @@ Tree. Leaves 0 .. base-1, then each level's nodes, the root last: base 8 has lea
 (node 8 + k combines leaves 2k, 2k+1), 12-13 and root 14; base 4 has leaves 0-3, nodes 4-5, root 6;
 base 2 leaves 0-1 and root 2. Every node (leaves included) is given a combination {add, elem_mult}
 and an activation {identity, tanh, sigmoid, relu}:
-- leaf k:  a_k = act_k(W_k x_t  (+ or *)  (U_k h_{t-1} + b_k)), the only weights of the cell (the
-  bias on the recurrent branch, where tf.contrib.rnn.NASCell adds it);
+- leaf k:  a_k = act_k(W_k x_t  (+ or *)  U_k h_{t-1}), the only weights of the cell;
 - inner j: a_j = act_j(a_l (+ or *) a_r) over its two children, no weights.
 Memory. "Cell inject" is a combination and an activation that merge c_{t-1} into one node's output,
 a_j <- act_inject(a_j (+ or *) c_{t-1}), used downstream instead of a_j (the inject node's output
@@ -19,6 +18,18 @@ indices): per node in index order its combination then its activation, then the 
 combination and activation, then the two cell indices, the node whose pre-activation becomes c_t
 first and the node c_{t-1} is injected into second. 4 * base + 2 numbers in all; the LSTM of the
 paper's appendix (enas.zoo "lstm") and TensorFlow's NASCell ("nascell") are both in the base-8 space.
+
+Options:
+- `base` 2, 4 or 8 (default 8, the paper's, sec. 4.2).
+- `leaf_bias` (default false): a bias b_k on each leaf's recurrent branch, U_k h_{t-1} + b_k. The
+  paper writes its leaves without one (sec. 3.2: a_0 = tanh(W_1 x_t + W_2 h_{t-1}), a_1 =
+  ReLU((W_3 x_t) (.) (W_4 h_{t-1}))), and tf.contrib.rnn.NASCell has `use_biases=False` by default
+  and adds its bias to `m_matrix`, the recurrent branch, when asked.
+- `zero_leaves` (default none): leaves whose weights are held at zero, so their pre-activation is
+  the constant 0 and they are never trained. The tree cannot express a cell of fewer than `base`
+  weighted leaves otherwise: the zoo's `lstm` uses four of the eight and holds the others at zero,
+  which keeps it an LSTM when it is trained (the unused leaves would add a learned linear term to
+  the forget path).
 """
 from __future__ import annotations
 
@@ -49,6 +60,7 @@ class TreeCell(NamedTuple):
     inject_act: int
     c_node: int                     # its pre-activation becomes c_t
     inject_node: int                # receives c_{t-1}
+    zero_leaves: tuple[int, ...] = ()  # leaves whose pre-activation is the constant 0
 
     @property
     def num_nodes(self) -> int:
@@ -172,7 +184,14 @@ class NASRNNSpace(SearchSpace):
     name = "nas_rnn"
     tasks = ("ptb",)
     models = "enas.nn.tree_lm"
-    defaults = {"base": 8}  # Zoph & Le 2017, sec. 4.2: base 8
+    defaults = {"base": 8,           # Zoph & Le 2017, sec. 4.2: base 8
+                "leaf_bias": False,  # sec. 3.2 writes no bias; NASCell's use_biases=False
+                "zero_leaves": ()}   # every leaf trained (module docstring)
+
+    def __init__(self, **options):
+        if isinstance(options.get("zero_leaves"), list):  # as read back from JSON; options stay hashable
+            options["zero_leaves"] = tuple(options["zero_leaves"])
+        super().__init__(**options)
     presets = {("search", "paper"): _search_paper, ("train", "paper"): _train_paper,
                ("search", "tiny"): _search_tiny, ("train", "tiny"): _train_tiny,
                ("search", "small"): _search_small, ("train", "small"): _train_small}
@@ -181,6 +200,12 @@ class NASRNNSpace(SearchSpace):
         base = self.options["base"]
         if isinstance(base, bool) or base not in BASES:
             raise ArchError(f"nas_rnn: base must be 2, 4 or 8, got {base!r}")
+        if not isinstance(self.options["leaf_bias"], bool):
+            raise ArchError(f"nas_rnn: leaf_bias must be true or false, got {self.options['leaf_bias']!r}")
+        zero = self.options["zero_leaves"]
+        if not (isinstance(zero, tuple) and all(type(k) is int and 0 <= k < base for k in zero)
+                and len(set(zero)) == len(zero)):
+            raise ArchError(f"nas_rnn: zero_leaves must be distinct leaves 0..{base - 1}, got {zero!r}")
         n = 2 * base - 1
         decisions = []
         for j in range(n):
@@ -205,13 +230,19 @@ class NASRNNSpace(SearchSpace):
         t = list(tokens)
         return TreeCell(base=base, combine=tuple(t[0:2 * n:2]), act=tuple(t[1:2 * n:2]),
                         children=tree_children(base), inject_combine=t[2 * n], inject_act=t[2 * n + 1],
-                        c_node=t[2 * n + 2], inject_node=t[2 * n + 3])
+                        c_node=t[2 * n + 2], inject_node=t[2 * n + 3],
+                        zero_leaves=tuple(sorted(self.options["zero_leaves"])))
 
     # --- drawing --------------------------------------------------------------------------------
     def _node_label(self, cell: TreeCell, j: int) -> str:
         op = "+" if cell.combine[j] == 0 else "*"
-        args = "W{0}x {1} (U{0}h+b{0})".format(j, op) if cell.children[j] is None else \
-            "a{} {} a{}".format(cell.children[j][0], op, cell.children[j][1])
+        if j in cell.zero_leaves:
+            args = "0"
+        elif cell.children[j] is None:
+            recurrent = f"(U{j}h+b{j})" if self.options["leaf_bias"] else f"U{j}h"
+            args = f"W{j}x {op} {recurrent}"
+        else:
+            args = "a{} {} a{}".format(cell.children[j][0], op, cell.children[j][1])
         return f"{ACTIVATIONS[cell.act[j]]}({args})"
 
     def text(self, tokens) -> str:
