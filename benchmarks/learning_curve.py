@@ -43,7 +43,7 @@ def search_curve(args) -> list[tuple[int, float]]:
 
 
 def final_curve(args) -> list[tuple[int, float]]:
-    arch, _ = read_arch(args.arch, args.space)
+    arch = read_arch(args.arch, args.space)[0]
     cfg = preset("train", args.task, args.preset, arch.space.name)
     cfg = apply_overrides(cfg, [f"data_dir={args.data_dir}", f"log_every={args.every}",
                                 f"max_steps={args.steps}", "epochs=1", f"seed={args.seed}", *args.set])
