@@ -88,8 +88,13 @@ def _differences(a: dict, b: dict, fixed: tuple[str, ...]) -> list[str]:
         if isinstance(x, dict) and isinstance(y, dict):
             return [k for name in sorted(set(x) | set(y), key=str) for k in leaves(x.get(name), y.get(name),
                                                                                    f"{key}.{name}")]
-        return [] if x == y else [key]
+        return [] if _as_json(x) == _as_json(y) else [key]
     return [k for key in fixed for k in leaves(_get(a, key), _get(b, key), key)]
+
+
+def _as_json(x: Any) -> Any:
+    """x as config.json gives it back: tuples (a checkpoint's space options) become lists."""
+    return [_as_json(v) for v in x] if isinstance(x, (list, tuple)) else x
 
 
 @contextmanager
