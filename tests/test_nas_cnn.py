@@ -43,14 +43,19 @@ def supernet_f64(space, seed=0):
 
 
 def reference_forward(child, x):
-    """The network written out from the child's modules: pad evenly, concatenate, conv, BN, ReLU; the
-    classifier on the average of the padded concatenation of the outputs no later layer reads."""
+    """The network written out from the child's modules: pool everything before a pool_at layer, pad
+    evenly, concatenate, conv, BN, ReLU; the classifier on the average of the padded concatenation of the
+    outputs no later layer reads."""
     def pad_cat(maps):
         H, W = max(m.shape[2] for m in maps), max(m.shape[3] for m in maps)
         return torch.cat([F.pad(m, ((W - m.shape[3]) // 2, (W - m.shape[3] + 1) // 2,
                                     (H - m.shape[2]) // 2, (H - m.shape[2] + 1) // 2)) for m in maps], 1)
+    def pool(m):
+        return F.max_pool2d(m, 2, ceil_mode=True)
     outs = []
     for i, layer in enumerate(child.arch_layers):
+        if i in child.space.pool_at:  # everything so far, 2 x 2 windows from the top left, stride 2
+            x, outs = pool(x), [pool(m) for m in outs]
         srcs = [outs[j] for j in layer.inputs] or [x]
         block = child.layers[i]
         outs.append(torch.relu(block.bn(block.conv(pad_cat(srcs)))))
@@ -86,7 +91,8 @@ def test_tokens_per_layer_are_input_bits_then_filter_height_width_stride_height_
     for s in (space, plain):
         a = s.sample(seed=3)
         assert enas.Arch.parse(s, str(a)) == a
-    assert plain.infer_options(plain.num_tokens) == dict(plain.options)
+    # pooling takes no token: an arc string cannot tell it (arch.json records it with the space)
+    assert plain.infer_options(plain.num_tokens) == {"num_layers": 6, "predict_stride": False}
     assert space.infer_options(11) == {"num_layers": 2, "predict_stride": True}
     # 18 numbers are 3 strided layers or 4 plain ones: a count both fit reads as the default
     assert space.num_tokens == 18 and space.infer_options(18) == {"num_layers": 4, "predict_stride": False}
@@ -99,6 +105,10 @@ def test_options_and_token_ranges_are_checked():
         enas.get_space("nas_cnn", num_layers=1000)
     with pytest.raises(ArchError, match="predict_stride"):
         enas.get_space("nas_cnn", predict_stride="yes")
+    for pools in [(0,), (6,), (3, 2), (2, 2), "2", (2.0,)]:  # layers 1..5 of 6, increasing, as a tuple
+        with pytest.raises(ArchError, match="pool_at must list layers 1..5 in increasing order"):
+            enas.get_space("nas_cnn", pool_at=pools)
+    assert enas.get_space("nas_cnn", pool_at=[2, 4]) == enas.get_space("nas_cnn", pool_at=(2, 4))  # from JSON
     space = enas.get_space("nas_cnn", num_layers=2, predict_stride=True)
     with pytest.raises(ArchError, match="layer0.filter_height"):
         enas.Arch.parse(space, "4 0 0 0 0  1 0 0 0 0 0")
@@ -106,6 +116,15 @@ def test_options_and_token_ranges_are_checked():
         enas.Arch.parse(space, "0 0 0 0 0  1 0 0 3 3 0")
     with pytest.raises(ArchError, match="layer1.inputs"):
         enas.Arch.parse(space, "0 0 0 0 0  2 0 0 0 0 0")
+
+
+def test_a_run_with_pooling_is_its_checkpoints_run():
+    """The checkpoint keeps pool_at as the tuple the space holds, config.json as a JSON list: the same."""
+    from enas.restore import _differences
+    saved = {"space_options": {"num_layers": 6, "pool_at": (1, 3)}}
+    assert _differences(saved, {"space_options": {"num_layers": 6, "pool_at": [1, 3]}}, ("space_options",)) == []
+    assert _differences(saved, {"space_options": {"num_layers": 6, "pool_at": [1]}},
+                        ("space_options",)) == ["space_options.pool_at"]
 
 
 def test_text_and_figure_describe_every_layer_and_the_classifier():
@@ -166,9 +185,9 @@ def test_the_full_nas_controller_is_the_papers_policy():
 # --------------------------------------------------------------------------------------------------
 # supernet and child
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("strided", [False, True])
-def test_supernet_equals_child_after_inheritance(strided):
-    space = enas.get_space("nas_cnn", num_layers=4, predict_stride=strided)
+@pytest.mark.parametrize("strided, pools", [(False, ()), (True, ()), (False, (1, 3)), (True, (2,))])
+def test_supernet_equals_child_after_inheritance(strided, pools):
+    space = enas.get_space("nas_cnn", num_layers=4, predict_stride=strided, pool_at=pools)
     net = supernet_f64(space)
     x = images(seed=1)
     for seed in range(4):
@@ -292,6 +311,28 @@ def test_inputs_of_different_sizes_are_zero_padded_evenly():
         x = images(seed=5)
         assert torch.allclose(child(x), reference_forward(child, x), rtol=0, atol=1e-12)
         assert torch.allclose(child(x), net(x, arch), rtol=0, atol=1e-10)
+
+
+def test_pooling_halves_the_image_and_every_earlier_output_before_its_layers():
+    space = enas.get_space("nas_cnn", num_layers=3, pool_at=(1, 2))
+    arch = enas.Arch.parse(space, "1 1 0  1 1 1 0  1 1 1 1 0")  # layer 2 reads layer 0, layer 1
+    # 15x15: layer 0 at 15, pooled to 8 before layer 1 and to 4 before layer 2, where layer 1 is 4 too
+    assert nets.plan(space.layers(arch.tokens), 3, 15, 15, space.pool_at) == [(4, 4), (4, 4), (4, 4)]
+    assert nets.plan(space.layers(arch.tokens), 3, 15, 15) == [(15, 15)] * 3
+    child = enas.build_child(space, arch, num_classes=5, image_size=15).to(F64).eval()
+    x = images(size=15, seed=6)
+    with torch.no_grad():
+        assert torch.allclose(child(x), reference_forward(child, x), rtol=0, atol=1e-12)
+        seen = []
+        hook = child.layers[2].conv.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
+        child(x)
+        hook.remove()
+    assert seen == [(4, 48, 4, 4)]  # layer 0 and layer 1 (24 filters each) at 4 x 4
+    text = space.text(arch.tokens)
+    assert text.count("max pool 2x2, stride 2") == 2
+    assert text.index("max pool") < text.index("layer 1 =") < text.rindex("max pool") < text.index("layer 2 =")
+    labels = [t.get_text() for t in space.figure(arch.tokens).axes[0].texts]
+    assert "layer 2\n3x3, 24\nafter max pool" in labels
 
 
 def test_an_architecture_too_large_for_the_images_is_refused_naming_the_layer():

@@ -4,6 +4,8 @@ One network per architecture (enas/spaces/nas_cnn.py reads the tokens into `Laye
 
     layer i:  x_i = ReLU(BN(conv_{fh x fw, n filters, stride sh x sw}(concat_padded(sources_i))))
               sources_i = the layers its input bits name, or the image when there are none
+              (before a layer of the space's pool_at, the image and every x_j so far are max-pooled
+              2 x 2, stride 2, and stay so)
     logits =  linear(dropout(global_average_pool(concat_padded(outputs no later layer reads))))
 
 - Order conv -> BN -> ReLU: the paper names ReLU and batch norm (sec. 4.1) but not their order; this
@@ -85,17 +87,30 @@ def concat_padded(maps: list[torch.Tensor]) -> torch.Tensor:
     return padded[0] if len(padded) == 1 else torch.cat(padded, dim=1)
 
 
-def plan(layers: list[Layer], in_channels: int, height: int, width: int) -> list[tuple[int, int]]:
-    """The output size (H, W) of every layer for images of height x width; ArchError naming the layer
-    whose padded input concatenation would exceed MAX_CONCAT numbers per image."""
+def max_pool(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, ceil(H / 2), ceil(W / 2)]: the pooling of the space's pool_at layers."""
+    return F.max_pool2d(x, 2, 2, ceil_mode=True)
+
+
+def plan(layers: list[Layer], in_channels: int, height: int, width: int,
+         pool_at: tuple[int, ...] = ()) -> list[tuple[int, int]]:
+    """The output size (H, W) of every layer for images of height x width (as the network keeps it: pooled
+    by the pooling before every later layer of pool_at); ArchError naming the layer whose padded input
+    concatenation would exceed MAX_CONCAT numbers per image."""
     sizes: list[tuple[int, int]] = []
     for i, layer in enumerate(layers):
+        if i in pool_at:
+            (height, width), sizes = _halved(height, width), [_halved(h, w) for h, w in sizes]
         srcs = [(in_channels, height, width) if j == IMAGE else (layers[j].filters, *sizes[j])
                 for j in layer.sources]
         c, h, w = sum(s[0] for s in srcs), max(s[1] for s in srcs), max(s[2] for s in srcs)
         _bound(f"layer {i}", c, h, w)
         sizes.append((math.ceil(h / layer.stride_height), math.ceil(w / layer.stride_width)))
     return sizes
+
+
+def _halved(h: int, w: int) -> tuple[int, int]:
+    return math.ceil(h / 2), math.ceil(w / 2)
 
 
 def _bound(what: str, c: int, h: int, w: int) -> None:
@@ -145,9 +160,12 @@ class _NasCNN(nn.Module):
         classify_fn(features [B, sum of the classifier inputs' counts], classifier inputs) -> logits."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ConfigError(f"images must be [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
-        plan(layers, self.in_channels, x.shape[2], x.shape[3])  # before any work: an ArchError naming the layer
+        pool_at = self.space.options["pool_at"]
+        plan(layers, self.in_channels, x.shape[2], x.shape[3], pool_at)  # before any work: an ArchError
         outs: list[torch.Tensor] = []
         for i, layer in enumerate(layers):
+            if i in pool_at:  # the resolution halves for everything from here on (enas/spaces/nas_cnn.py)
+                x, outs = max_pool(x), [max_pool(o) for o in outs]
             h = concat_padded([x if j == IMAGE else outs[j] for j in layer.sources])
             outs.append(layer_fn(i, layer, h))
         heads = self.space.classifier_inputs(layers)
@@ -248,7 +266,8 @@ class NasCNNChild(_NasCNN):
         self.arch = Arch.of(space, arch)
         self.arch_layers = space.layers(self.arch.tokens)
         if self.image_size is not None:
-            sizes = plan(self.arch_layers, self.in_channels, self.image_size, self.image_size)
+            sizes = plan(self.arch_layers, self.in_channels, self.image_size, self.image_size,
+                         space.options["pool_at"])
             heads = space.classifier_inputs(self.arch_layers)
             _bound("the classifier", sum(self.arch_layers[j].filters for j in heads),
                    max(sizes[j][0] for j in heads), max(sizes[j][1] for j in heads))
