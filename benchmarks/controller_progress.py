@@ -5,7 +5,7 @@ that epoch.
 
     python benchmarks/controller_progress.py --data-dir ../shared/data/ptb --preset small
     python benchmarks/controller_progress.py --data-dir ../shared/data/ptb --preset small \
-        --set enas.controller.lr=0.0035
+        --set enas.controller.adam_eps=1e-3    # the official ENAS epsilon
 
 The search is `enas search` itself, stopped after each epoch; the three groups are drawn and scored as
 `enas analyze` does (enas/analysis/groups.py: sampled, not greedy; the same first `--batches`

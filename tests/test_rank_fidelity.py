@@ -57,6 +57,12 @@ def test_rank_fidelity_of_a_random_search_with_shared_weights(ptb_dir, tmp_path,
     assert main(["analyze", str(run), "--standalone", "4", *STANDALONE, "--train-set", "max_steps=4",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == result["rows"] and len(_rows(run)) == 4
+    # another recipe: the same picks, each trained again with it
+    assert main(["analyze", str(run), "--standalone", "4", *STANDALONE, "--train-set", "max_steps=5",
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [r["arch"] for r in again["rows"]] == [r["arch"] for r in result["rows"]]
+    assert again["train_set"][-1] == "max_steps=5" and len(_rows(run)) == 8
 
 
 def test_a_stopped_standalone_analysis_resumes_without_training_a_finished_child(ptb_dir, tmp_path, capsys):

@@ -14,7 +14,8 @@ darts):
 
 RUN/analysis/standalone.jsonl gains one row per trained architecture as it finishes, so a stopped
 analysis (Ctrl-C, SIGTERM: the children in flight are abandoned) resumes without training a finished
-one again: a row of the same architecture and preset is reused, whatever K it was picked for.
+one again: a row of the same architecture and recipe (preset and `--train-set` overrides) is reused,
+whatever K it was picked for.
 RUN/analysis/rank_fidelity.json and rank_fidelity.png hold the result; TensorBoard gets the figure and
 `analysis/rank_fidelity/{kendall,spearman}`.
 """
@@ -98,7 +99,7 @@ def rank_fidelity(search, k: int, preset_name: str = "small", samples: int | Non
     picked = spread_picks(reward, k)
     archs = [Arch(e.space, drawn[i]) for i in picked]
 
-    done = _rows(search.run_dir, preset_name)
+    done = _rows(search.run_dir, preset_name, list(train_overrides))
     todo = [j for j, a in enumerate(archs) if str(a) not in done]
     with stop_on_interrupt() as stop, make_executor(executor, workers=workers, num_cpus=c.cpus_per_child,
                                                     num_gpus=c.gpus_per_child) as ex, \
@@ -110,7 +111,8 @@ def rank_fidelity(search, k: int, preset_name: str = "small", samples: int | Non
         for outcome in ex.results(lambda: bool(stop)):
             j, result = outcome["id"], outcome["result"]
             i = picked[j]
-            row = {"arch": str(archs[j]), "preset": preset_name, "shared_metric": finite_or_none(metric[i]),
+            row = {"arch": str(archs[j]), "preset": preset_name, "train_set": list(train_overrides),
+                   "shared_metric": finite_or_none(metric[i]),
                    "shared_reward": reward[i], "metric_name": e.task.metric,
                    "standalone_metric": finite_or_none(result["metrics"][-1]) if result and result["metrics"] else None,
                    "seconds": outcome["seconds"], "error": outcome["error"]}
@@ -127,7 +129,8 @@ def rank_fidelity(search, k: int, preset_name: str = "small", samples: int | Non
           and r["shared_metric"] is not None]
     shared, alone = [r["shared_metric"] for r in ok], [r["standalone_metric"] for r in ok]
     result = {"run": str(search.run_dir), "space": c.space, "task": c.task, "metric": e.task.metric,
-              "preset": preset_name, "samples": samples, "batches": batches, "architectures": k,
+              "preset": preset_name, "train_set": list(train_overrides), "samples": samples, "batches": batches,
+              "architectures": k,
               "trained": len(ok), "failed": k - len(ok),
               "kendall": finite_or_none(kendall(shared, alone)) if len(ok) > 1 else None,
               "spearman": finite_or_none(spearman(shared, alone)) if len(ok) > 1 else None,
@@ -136,9 +139,9 @@ def rank_fidelity(search, k: int, preset_name: str = "small", samples: int | Non
     return result
 
 
-def _rows(run_dir, preset_name: str) -> dict[str, dict]:
-    """The rows of standalone.jsonl trained with `preset_name`, by arc string (the last of each). A last
-    line a kill cut short is dropped from the file."""
+def _rows(run_dir, preset_name: str, overrides: list[str]) -> dict[str, dict]:
+    """The rows of standalone.jsonl trained with `preset_name` and the train `overrides`, by arc string
+    (the last of each). A last line a kill cut short is dropped from the file."""
     path = run_dir / ROWS
     if not path.exists():
         return {}
@@ -156,7 +159,7 @@ def _rows(run_dir, preset_name: str) -> dict[str, dict]:
         if not isinstance(row, dict) or not isinstance(row.get("arch"), str) or "preset" not in row:
             raise CheckpointError(f"{path} line {n} is not a row of a standalone analysis; remove the file to "
                                   f"train its architectures again")
-        if row["preset"] == preset_name:
+        if row["preset"] == preset_name and row.get("train_set", []) == overrides:
             rows[row["arch"]] = row
     return rows
 

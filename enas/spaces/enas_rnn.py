@@ -102,6 +102,7 @@ def _search_small(task: str) -> SearchPreset:
         space_options={"num_nodes": 8},
         epochs=6, batch_size=64, bptt=35, eval_batch_size=64, eval_max_batches=10,
         shared_steps=100, derive_samples=100, log_every=20,
+        analyze_samples=200, analyze_batches=4,    # `enas analyze`: minutes, not the paper's hour
         model=ModelConfig(hidden_size=200, dropout_e=0.1, dropout_x=0.5, dropout_h=0.25, dropout_o=0.5,
                           max_hidden_norm=11.0,    # 25 * sqrt(200 / 1000): PT's clip scaled to the size
                           init_range=0.1),         # OFF _build_params: 0.1 for hidden <= 300
