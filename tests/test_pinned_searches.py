@@ -5,6 +5,11 @@ that changes what a search computes changes these; one that only moves code does
 
 The pins live in tests/data/pinned_searches.json. After a change that is meant to change results,
 write them again with ENAS_WRITE_PINS=1 and say why in the commit.
+
+Floating-point figures are pinned for the CPU that wrote them (vendor and torch's kernel capability):
+another CPU's BLAS sums in another order, and the DARTS and PNAS searches amplify that past any useful
+tolerance (5% in a tiny DARTS-RNN search's metrics on AMD against Intel). On another CPU only what is
+exact is compared: every architecture, in order, and the derived result.
 """
 import json
 import math
@@ -21,6 +26,12 @@ from conftest import SHARED_DATA
 
 PINS = Path(__file__).parent / "data" / "pinned_searches.json"
 WRITE = os.environ.get("ENAS_WRITE_PINS") == "1"
+
+
+def _cpu() -> str:
+    vendor = next((line.split(":")[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("vendor_id")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    return f"{vendor} {torch.backends.cpu.get_cpu_capability()}"
 
 PTB = ["--space", "enas_rnn", "--task", "ptb", "--preset", "tiny", "--set", "space_options.num_nodes=4",
        "--set", "eval_max_batches=2"]
@@ -110,7 +121,7 @@ def test_a_tiny_search_computes_what_it_computed(case, tmp_path, capsys):
                  "--quiet"]) == 0, capsys.readouterr().err
     if derive:
         assert main(["derive", str(run), "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
-    got = {"records": _records(run), "tensors": [] if case in NO_TENSORS else _tensor_prints(run)}
+    got = {"records": _records(run), "tensors": [] if case in NO_TENSORS else _tensor_prints(run), "cpu": _cpu()}
     pins = json.loads(PINS.read_text()) if PINS.exists() else {}
     if WRITE:
         pins[case] = got
@@ -121,6 +132,8 @@ def test_a_tiny_search_computes_what_it_computed(case, tmp_path, capsys):
     want = pins[case]
     assert got["records"]["exact"] == want["records"]["exact"]
     assert got["records"]["result"] == want["records"]["result"]
+    if want.get("cpu") != got["cpu"]:
+        return  # the figures were pinned on another CPU (module docstring)
     for g, w in zip(got["records"]["numbers"], want["records"]["numbers"]):
         assert all(_close(x, y) for x, y in zip(g, w)), (g, w)
     assert len(got["tensors"]) == len(want["tensors"])
