@@ -6,6 +6,8 @@ that epoch.
     python benchmarks/controller_progress.py --data-dir ../shared/data/ptb --preset small
     python benchmarks/controller_progress.py --data-dir ../shared/data/ptb --preset small \
         --set enas.controller.adam_eps=1e-3    # the official ENAS epsilon
+    python benchmarks/controller_progress.py --data-dir ../shared/data/ptb --preset small \
+        --set enas.controller.steps=20         # a fifth of the paper's controller updates per shared step
 
 The search is `enas search` itself, stopped after each epoch; the three groups are drawn and scored as
 `enas analyze` does (enas/analysis/groups.py: sampled, not greedy; the same first `--batches`
@@ -44,6 +46,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--run-dir", help="keep the search here (for `enas analyze RUN`); default: a temporary folder")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -57,7 +60,7 @@ def main() -> None:
     print("epoch  reward  metric  entropy  win_vs_uniform  win_vs_initial  uniform_reward  seconds")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp)
+        run_dir = Path(args.run_dir or tmp)
         search = start_search(cfg, run_dir, progress=False)
         untrained = groups.initial_controller(search)
         for epoch in range(cfg.epochs):
